@@ -1,0 +1,1 @@
+"""Audio for loacam: Vietnamese text normalisation, TTS engines and the audio pipeline."""

@@ -1,0 +1,1 @@
+"""loacam daemon: CLI, configuration, supervisor, store, API and web console."""

@@ -1,0 +1,41 @@
+"""The FastAPI application: routers, the default-deny gate and authenticated docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+from daemon.api import auth, health, system
+from daemon.api.deps import authenticate
+from daemon.state import AppState
+
+VERSION = "0.1.0"
+
+
+def create_app(state: AppState) -> FastAPI:
+    # FastAPI's own /docs and /openapi.json would bypass app dependencies; they are
+    # re-added below as ordinary routes so they sit behind the same login.
+    app = FastAPI(
+        title="loacam",
+        version=VERSION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(authenticate)],
+    )
+    app.state.loacam = state
+    for router in (health.router, auth.router, system.router):
+        app.include_router(router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="loacam API")
+
+    return app

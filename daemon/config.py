@@ -1,0 +1,239 @@
+"""The configuration model: one YAML file, validated by these pydantic models.
+
+Every model forbids unknown keys and describes every field; `docs/configuration.md`
+and `config/loacam.example.yaml` explain the same keys for operators.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+)
+
+DEFAULT_CONFIG_PATH = Path("/etc/loacam/loacam.yaml")
+
+# Ids end up in MQTT topic levels, URLs and file names: keep them to a safe alphabet.
+SLUG = r"^[a-z0-9](?:[a-z0-9_-]{0,62})$"
+SLUG_HELP = "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+_SLUG = re.compile(SLUG)
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class SecretSources:
+    """Where `{env: NAME}` and `{credential: NAME}` secret references are looked up."""
+
+    environ: Mapping[str, str]
+    credentials_dir: Path | None
+
+    @classmethod
+    def from_process(cls) -> SecretSources:
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        return cls(dict(os.environ), Path(creds) if creds else None)
+
+
+def _resolve_secret(value: object, info: ValidationInfo) -> object:
+    """Turn `{env: NAME}` / `{credential: NAME}` into the secret's text.
+
+    Literal strings pass through. `credential` names a file in systemd's
+    $CREDENTIALS_DIRECTORY (LoadCredential=), so the secret never sits in the YAML.
+    """
+    if not isinstance(value, dict):
+        return value
+    sources = info.context.get("secrets") if isinstance(info.context, dict) else None
+    if not isinstance(sources, SecretSources):
+        sources = SecretSources.from_process()
+    if set(value) == {"env"} and isinstance(value["env"], str):
+        name = value["env"]
+        if name not in sources.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return sources.environ[name]
+    if set(value) == {"credential"} and isinstance(value["credential"], str):
+        name = value["credential"]
+        if not _CREDENTIAL_NAME.match(name):
+            raise ValueError(f"credential name {name!r} must be a plain file name")
+        if sources.credentials_dir is None:
+            raise ValueError(
+                f"credential {name!r} requested but $CREDENTIALS_DIRECTORY is not set "
+                "(use LoadCredential= in the systemd unit)"
+            )
+        try:
+            return (sources.credentials_dir / name).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read credential {name!r}: {exc.strerror}") from exc
+    raise ValueError("a secret is a string, {env: NAME} or {credential: NAME}")
+
+
+def _check_slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(f"{value!r} is not a valid id: {SLUG_HELP}")
+    return value
+
+
+def _check_topic_level(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid MQTT topic level: {SLUG_HELP} (no '/', '+', '#' or spaces)"
+        )
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_resolve_secret)]
+Slug = Annotated[str, AfterValidator(_check_slug)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class HttpConfig(Model):
+    host: str = Field("0.0.0.0", description="Address the API and web console listen on.")  # noqa: S104 - the console is meant for the office LAN
+    port: int = Field(8080, ge=1, le=65535, description="TCP port of the API and web console.")
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark the login cookie Secure; turn on when served over HTTPS "
+        "(behind a reverse proxy).",
+    )
+    graceful_timeout_s: int = Field(
+        3, ge=1, le=8, description="Seconds open HTTP connections get to finish on shutdown."
+    )
+
+
+class StorageConfig(Model):
+    path: Path = Field(
+        Path("/var/lib/loacam"), description="Directory for the SQLite database and media cache."
+    )
+
+
+class MqttConfig(Model):
+    host: str = Field("127.0.0.1", description="MQTT broker host.")
+    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port.")
+    username: str | None = Field(None, description="MQTT user name, if the broker wants one.")
+    password: Secret | None = Field(
+        None, description="MQTT password: a string, {env: NAME} or {credential: NAME}."
+    )
+    client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="MQTT client id; default loacam-<site>. No '+', '#' or '/'.",
+    )
+    keepalive_s: int = Field(30, ge=5, le=600, description="MQTT keep-alive interval in seconds.")
+
+
+class AuthConfig(Model):
+    token_ttl_minutes: int = Field(
+        480, ge=5, le=7 * 24 * 60, description="How long a login stays valid (default 8 hours)."
+    )
+    token_secret: Secret | None = Field(
+        None,
+        description="Key that signs login tokens. Default: generated on first start and kept "
+        "in <storage.path>/token.key. Changing it logs everybody out.",
+    )
+    max_failed_logins: int = Field(
+        5, ge=1, le=100, description="Failed logins per user or client address before a pause."
+    )
+    lockout_minutes: int = Field(
+        5, ge=1, le=24 * 60, description="How long the pause after too many failed logins lasts."
+    )
+
+
+class CameraConfig(Model):
+    id: Slug = Field(description="Camera id, used in URLs and MQTT topics.")
+    name: str = Field(min_length=1, max_length=120, description="Name shown to users.")
+    host: str = Field(min_length=1, description="Camera address (IP or host name).")
+    port: int = Field(80, ge=1, le=65535, description="ONVIF HTTP port of the camera.")
+    username: str = Field("admin", description="ONVIF user name.")
+    password: Secret | None = Field(
+        None, description="ONVIF password: a string, {env: NAME} or {credential: NAME}."
+    )
+    share_with_district: bool = Field(
+        default=False, description="Let users with the district role watch this camera."
+    )
+
+
+class SpeakerConfig(Model):
+    id: Slug = Field(description="Speaker cluster id, used in MQTT topics.")
+    name: str = Field(min_length=1, max_length=120, description="Name shown to users.")
+    driver: Literal["native", "hermes"] = Field(
+        "native", description="native (loacam protocol) or hermes (Rhasspy audio server)."
+    )
+    zone: Slug = Field(description="Zone (village, thôn) the cluster belongs to.")
+    site_id: str | None = Field(
+        None, description="hermes only: the Rhasspy siteId; defaults to the speaker id."
+    )
+
+
+class LoggingConfig(Model):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of the daemon."
+    )
+
+
+class Config(Model):
+    site: Annotated[str, AfterValidator(_check_topic_level)] = Field(
+        description="Identifies this commune; the MQTT topic level in loacam/<site>/...",
+    )
+    http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP API and web console.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Where data lives.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The MQTT broker.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Logins and tokens.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="ONVIF cameras.")
+    speakers: list[SpeakerConfig] = Field(default_factory=list, description="Loudspeaker clusters.")
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.mqtt.client_id or f"loacam-{self.site}"
+
+    @property
+    def status_topic(self) -> str:
+        return f"loacam/{self.site}/daemon/status"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration error before it is tied to a file line."""
+
+    loc: tuple[str | int, ...]
+    message: str
+
+
+def cross_check(config: Config) -> list[Problem]:
+    """Checks that span several fields, each pinned to the exact key at fault."""
+    problems: list[Problem] = []
+    sections = {
+        "cameras": [camera.id for camera in config.cameras],
+        "speakers": [speaker.id for speaker in config.speakers],
+    }
+    for section, ids in sections.items():
+        first_at: dict[str, int] = {}
+        for index, item_id in enumerate(ids):
+            if item_id in first_at:
+                problems.append(
+                    Problem(
+                        (section, index, "id"),
+                        f"duplicate id {item_id!r} (already used by {section} "
+                        f"item {first_at[item_id] + 1})",
+                    )
+                )
+            else:
+                first_at[item_id] = index
+    for index, speaker in enumerate(config.speakers):
+        if speaker.site_id is not None and speaker.driver != "hermes":
+            problems.append(
+                Problem(("speakers", index, "site_id"), "site_id only applies to driver: hermes")
+            )
+    return problems

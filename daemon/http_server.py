@@ -1,0 +1,75 @@
+"""uvicorn embedded as a supervised child, on a socket the daemon binds itself.
+
+Binding first gives a plain error for a taken port before anything starts, and
+lets the daemon say READY=1 only once the API really listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from daemon.supervisor import LoacamError
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
+        super().__init__(config)
+        self._started_event = started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The daemon owns SIGTERM/SIGINT and stops uvicorn through should_exit.
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # uvicorn has no start event of its own; after startup() it accepts connections.
+        if self.started:
+            self._started_event.set()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class HttpServer:
+    def __init__(self, app: FastAPI, sock: socket.socket, graceful_timeout_s: int) -> None:
+        self._app = app
+        self._sock = sock
+        self._graceful = graceful_timeout_s
+        self.started = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,  # the daemon configures logging
+            access_log=False,  # query strings may carry signed media URLs
+            lifespan="on",
+            timeout_graceful_shutdown=self._graceful,
+            server_header=False,
+        )
+        server = _Server(config, self.started)
+        serving = asyncio.create_task(server.serve(sockets=[self._sock]))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopping.cancel()
+        await serving
+        self.started.clear()
+        if not stop.is_set():
+            raise LoacamError("the HTTP server stopped by itself")

@@ -1,0 +1,44 @@
+"""Prometheus metrics, read from the live state at scrape time (no second copy of it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.state import AppState
+from daemon.supervisor import ChildStatus
+
+
+class StateCollector(Collector):
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        mqtt = GaugeMetricFamily("loacam_mqtt_connected", "1 while the MQTT link is connected")
+        mqtt.add_metric([], 1.0 if state.mqtt.connected else 0.0)
+        yield mqtt
+        storage = GaugeMetricFamily("loacam_storage_ok", "1 when the last storage check passed")
+        storage.add_metric([], 1.0 if state.storage_ok else 0.0)
+        yield storage
+        up = GaugeMetricFamily("loacam_loop_up", "1 while a supervised loop runs", labels=["loop"])
+        restarts = CounterMetricFamily(
+            "loacam_loop_restarts", "Restarts of a supervised loop", labels=["loop"]
+        )
+        for child in state.supervisor.states:
+            up.add_metric([child.name], 1.0 if child.status == ChildStatus.RUNNING else 0.0)
+            restarts.add_metric([child.name], float(child.restarts))
+        yield up
+        yield restarts
+        started = GaugeMetricFamily("loacam_start_time_seconds", "Daemon start, Unix time")
+        started.add_metric([], state.started_at.timestamp())
+        yield started
+
+
+def build_registry(state: AppState) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(StateCollector(state))
+    return registry

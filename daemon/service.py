@@ -1,0 +1,149 @@
+"""`loacam run`: build the application state and run the supervisor until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+
+from daemon.app import create_app
+from daemon.auth import LoginThrottle, TokenService, load_or_create_token_key
+from daemon.config import Config
+from daemon.http_server import HttpServer, bind
+from daemon.metrics import build_registry
+from daemon.notify import Notifier
+from daemon.state import AppState
+from daemon.store import Store, StoreError
+from daemon.supervisor import Supervisor
+from drivers.backoff import pause
+from drivers.mqtt import MqttLink, MqttSettings
+
+log = logging.getLogger(__name__)
+
+EX_OK = 0
+EX_UNAVAILABLE = 69  # sysexits.h: the HTTP port cannot be bound
+EX_SOFTWARE = 70  # a programming error ended the daemon
+EX_CANTCREAT = 73  # the storage directory or database cannot be opened
+
+STATUS_TICK_S = 5.0
+
+
+def mqtt_settings(config: Config) -> MqttSettings:
+    password = config.mqtt.password
+    return MqttSettings(
+        host=config.mqtt.host,
+        port=config.mqtt.port,
+        client_id=config.mqtt_client_id,
+        availability_topic=config.status_topic,
+        username=config.mqtt.username,
+        password=password.get_secret_value() if password is not None else None,
+        keepalive=config.mqtt.keepalive_s,
+    )
+
+
+async def run_daemon(
+    config: Config,
+    *,
+    notifier: Notifier | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    notifier = notifier or Notifier.from_env()
+    stop = asyncio.Event()
+    _install_signal_handlers(stop, notifier)
+    try:
+        store = await Store.open(config.storage.path)
+        key = (
+            config.auth.token_secret.get_secret_value().encode()
+            if config.auth.token_secret is not None
+            else load_or_create_token_key(config.storage.path)
+        )
+    except (StoreError, OSError) as exc:
+        log.critical("storage: %s", exc)
+        return EX_CANTCREAT
+    try:
+        sock = bind(config.http.host, config.http.port)
+    except OSError as exc:
+        log.critical(
+            "http: cannot listen on %s:%s: %s", config.http.host, config.http.port, exc.strerror
+        )
+        await store.close()
+        return EX_UNAVAILABLE
+    state = AppState(
+        config=config,
+        store=store,
+        mqtt=MqttLink(mqtt_settings(config)),
+        supervisor=Supervisor(),
+        tokens=TokenService(key, timedelta(minutes=config.auth.token_ttl_minutes)),
+        throttle=LoginThrottle(config.auth.max_failed_logins, config.auth.lockout_minutes * 60.0),
+    )
+    state.registry = build_registry(state)
+    http = HttpServer(create_app(state), sock, config.http.graceful_timeout_s)
+
+    async def report(child_stop: asyncio.Event) -> None:
+        await _report_to_systemd(state, http, notifier, child_stop, on_ready)
+
+    # Start order: MQTT, HTTP, then the systemd reporter; stop order is the reverse.
+    state.supervisor.add("mqtt", state.mqtt.run)
+    state.supervisor.add("http", http.run)
+    state.supervisor.add("systemd", report)
+    try:
+        await state.supervisor.run(stop)
+    except ExceptionGroup:
+        log.critical("a programming error ended loacam", exc_info=True)
+        return EX_SOFTWARE
+    finally:
+        sock.close()
+        await store.close()
+    log.info("loacam stopped")
+    return EX_OK
+
+
+async def _report_to_systemd(
+    state: AppState,
+    http: HttpServer,
+    notifier: Notifier,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None,
+) -> None:
+    """READY=1 once the API listens, then WATCHDOG=1 and STATUS= from a loop tick."""
+    waiter = asyncio.create_task(http.started.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    stopper.cancel()
+    if stop.is_set():
+        return
+    await state.check_storage()
+    summary = state.summary()
+    notifier.ready(summary)
+    log.info("loacam ready on %s:%s: %s", state.config.http.host, state.config.http.port, summary)
+    if on_ready is not None:
+        on_ready()
+    interval = min(notifier.watchdog_interval_s or STATUS_TICK_S, STATUS_TICK_S)
+    while not stop.is_set():
+        # The tick runs on the event loop: if the loop hangs, systemd stops hearing it.
+        notifier.watchdog()
+        await state.check_storage()
+        if (current := state.summary()) != summary:
+            summary = current
+            notifier.status(summary)
+            log.info("status: %s", summary)
+        await pause(stop, interval)
+
+
+def _install_signal_handlers(stop: asyncio.Event, notifier: Notifier) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting at once", signal.Signals(signum).name)
+            os._exit(EX_SOFTWARE)
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        notifier.stopping()
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)

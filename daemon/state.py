@@ -1,0 +1,39 @@
+"""The one typed application state, attached to the FastAPI app as `app.state.loacam`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from daemon.auth import LoginThrottle, TokenService
+from daemon.config import Config
+from daemon.store import Store
+from daemon.supervisor import Supervisor
+from drivers.mqtt import MqttLink
+
+
+@dataclass
+class AppState:
+    config: Config
+    store: Store
+    mqtt: MqttLink
+    supervisor: Supervisor
+    tokens: TokenService
+    throttle: LoginThrottle
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    storage_ok: bool = False
+
+    async def check_storage(self) -> bool:
+        self.storage_ok = await self.store.ping()
+        return self.storage_ok
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS= and the logs."""
+        mqtt = "mqtt connected" if self.mqtt.connected else "mqtt DISCONNECTED"
+        storage = "storage ok" if self.storage_ok else "storage FAILING"
+        failing = [s.name for s in self.supervisor.states if s.status != "running"]
+        loops = f"loops restarting: {', '.join(failing)}" if failing else "all loops running"
+        return f"{mqtt}; {storage}; {loops}"

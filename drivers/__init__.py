@@ -1,0 +1,1 @@
+"""Device I/O for loacam: cameras, speakers, the MQTT link and the simulators."""

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set-up for development, the demo and the tests on Debian 12, run as root (or with the
+# Debian packages already installed). Safe to run again: it only does what is missing.
+#   - Debian packages the daemon and its tests need
+#   - a virtual environment in .venv with loacam (editable) and its dev tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# mosquitto: the private test/demo broker. systemd: systemd-analyze for the unit test.
+# shellcheck: lints the install script. python3-venv: the virtual environment.
+packages=(python3 python3-venv mosquitto systemd shellcheck)
+
+missing=()
+for package in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+    [ "$status" = installed ] || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing Debian packages: ${missing[*]}" >&2
+        echo "setup: run as root, or: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian starts the packaged broker on 127.0.0.1:1883; loacam's tests never use it.
+
+# Debian's own Python 3.11, the one the production install uses too.
+if ! .venv/bin/python -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    rm -rf .venv
+    /usr/bin/python3 -m venv .venv
+fi
+stamp=.venv/.loacam-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[dev]"
+    echo "$wanted" > "$stamp"
+fi

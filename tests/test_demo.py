@@ -1,0 +1,98 @@
+"""`loacam demo`: starts, answers, prints a login that works, and cleans up after Ctrl-C."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from drivers.sim.broker import free_port
+from tests.support import REPO
+
+LOGIN = re.compile(r"Đăng nhập / log in:\s+(\S+) / (\S+)")
+OPEN = re.compile(r"Mở / open:\s+(http://\S+)")
+
+
+class Lines:
+    """Reads a process's output on a thread, so a test can wait for a line with a timeout."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.seen = ""
+        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
+
+    def _pump(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen += line
+            if match := pattern.search(line):
+                return match
+        raise AssertionError(f"{pattern.pattern!r} not printed within {timeout} s:\n{self.seen}")
+
+
+def children_named(parent: int, name: str) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            comm = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and comm == name:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "demo", "--port", str(port)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = Lines(process)
+        url = output.wait_for(OPEN, timeout=30).group(1)
+        user, password = output.wait_for(LOGIN, timeout=5).groups()
+        assert url == f"http://127.0.0.1:{port}/"
+        assert httpx.get(url + "healthz", timeout=5).status_code == 200
+        assert httpx.get(url + "readyz", timeout=5).status_code == 200  # its private broker is up
+        login = httpx.post(
+            url + "api/v1/auth/login", json={"username": user, "password": password}, timeout=10
+        )
+        assert login.status_code == 200
+        assert login.json()["role"] == "admin"
+        brokers = children_named(process.pid, "mosquitto")
+        assert len(brokers) == 1
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+        assert not Path(f"/proc/{brokers[0]}").exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
