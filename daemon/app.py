@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from daemon.api import auth, health, system
+from daemon.api import auth, health, system, web
 from daemon.api.deps import authenticate
 from daemon.state import AppState
 
 VERSION = "0.1.0"
+
+CallNext = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(state: AppState) -> FastAPI:
@@ -27,12 +30,22 @@ def create_app(state: AppState) -> FastAPI:
         dependencies=[Depends(authenticate)],
     )
     app.state.loacam = state
-    for router in (health.router, auth.router, system.router):
+    for router in (health.router, auth.router, system.router, web.router):
         app.include_router(router)
+    # Mounted apps bypass app dependencies: only public, data-free files belong here.
+    app.mount("/static", web.static_files(), name="static")
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> dict[str, Any]:
         return app.openapi()
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: CallNext) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

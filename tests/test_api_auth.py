@@ -30,7 +30,13 @@ from daemon.store.users import add_user
 from daemon.supervisor import Supervisor
 from drivers.mqtt import MqttLink
 
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/v1/auth/login")}
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/"),  # the login page
+    ("GET", "/static/x1"),  # its static files
+}
 MQTT_SECRET = "mqtt-Secret-42"
 PASSWORDS = {role: f"{role.value}-password-1" for role in Role}
 
@@ -256,3 +262,20 @@ async def test_readyz_names_what_is_missing(api: Api) -> None:
     response = await api.client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"ready": False, "missing": ["mqtt"]}
+
+
+async def test_login_page_is_public_vietnamese_and_locked_down(api: Api) -> None:
+    page = await api.client.get("/")
+    assert page.status_code == 200
+    assert "Đăng nhập" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    script = await api.client.get("/static/app.js")
+    assert script.status_code == 200
+    assert "/api/v1/auth/login" in script.text
+    for sneaky in (
+        "/static/../api/deps.py",
+        "/static/%2e%2e/index.html",
+        "/static/../../config.py",
+    ):
+        assert (await api.client.get(sneaky)).status_code == 404

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from drivers.sim.broker import free_port
-from tests.support import REPO
+from tests.support import REPO, poll_until
 
 LOGIN = re.compile(r"Đăng nhập / log in:\s+(\S+) / (\S+)")
 OPEN = re.compile(r"Mở / open:\s+(http://\S+)")
@@ -96,3 +96,34 @@ def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_demo_killed_outright_leaves_no_broker_behind() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "demo", "--port", str(port)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        Lines(process).wait_for(LOGIN, timeout=30)
+        (broker,) = children_named(process.pid, "mosquitto")
+        process.kill()
+        process.wait(timeout=10)
+        poll_until(lambda: not Path(f"/proc/{broker}/stat").exists() or "Z" in _state(broker))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"

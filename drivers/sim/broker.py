@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -20,6 +24,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _child_setup() -> None:
+    """Runs in the child between fork and exec.
+
+    Started as root, mosquitto would switch to its own user by itself, and that change
+    of credentials clears the parent-death signal. So switch here, first, then ask the
+    kernel to SIGTERM the broker if whoever started it is killed outright (SIGKILL):
+    no orphan broker is left listening on a port.
+    """
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("mosquitto")  # created by Debian's mosquitto package
+        except KeyError:
+            account = None
+        if account is not None:
+            os.setgroups([])
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def mosquitto_binary() -> str:
@@ -50,8 +75,7 @@ class PrivateBroker:
         """Start mosquitto and wait until it accepts TCP connections."""
         self.directory.mkdir(parents=True, exist_ok=True)
         conf = self.directory / "mosquitto.conf"
-        # log to stderr: run as root, mosquitto drops to its own user and could not
-        # write a log file in our private directory.
+        # log to stderr (a file we open for it): the broker runs unprivileged.
         conf.write_text(
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
@@ -61,15 +85,20 @@ class PrivateBroker:
             encoding="utf-8",
         )
         self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(  # noqa: S603 - fixed binary, argument list
-            [mosquitto_binary(), "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            # Its own session: a Ctrl-C meant for the daemon must not kill the broker
-            # before the daemon has said `offline` on it.
-            start_new_session=True,
-        )
+        # The config goes in as an open file: the unprivileged broker could not walk
+        # into a private (0700) temporary directory to read it.
+        with conf.open("rb") as conf_file:
+            self._process = subprocess.Popen(  # noqa: S603 - fixed binary, argument list
+                [mosquitto_binary(), "-c", f"/dev/fd/{conf_file.fileno()}"],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=self._log,
+                pass_fds=(conf_file.fileno(),),
+                # Its own session: a Ctrl-C meant for the daemon must not kill the
+                # broker before the daemon has said `offline` on it.
+                start_new_session=True,
+                preexec_fn=_child_setup,  # noqa: PLW1509 - only setuid and prctl, before exec
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
