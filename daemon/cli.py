@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -142,5 +143,7 @@ async def _store_user(config: Config, name: str, role: Role, password: str) -> i
         return EX_DATAERR
     finally:
         await store.close()
+        if os.geteuid() == 0:
+            store.match_owner_blocking()
     print(f"user {name} ({role.value}) created")
     return 0

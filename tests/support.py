@@ -115,6 +115,12 @@ class Daemon:
             self.process.wait()
         self._log_handle.close()
 
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
+
 
 def poll_until(check: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
     """Re-evaluate `check()` until it returns a truthy value (a condition, not a fixed sleep)."""

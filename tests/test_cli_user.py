@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,17 @@ def test_bad_config_is_78(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     bad = tmp_path / "bad.yaml"
     bad.write_text("site: [\n")
     assert add(bad, "x1", "admin", "long-enough-pw\n", monkeypatch) == 78
+
+
+def test_root_leaves_the_database_to_the_service_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root, as CI and `systemd/install.sh` have")
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 4242, 4243)  # stands in for the `loacam` system user
+    config = write_config(tmp_path / "loacam.yaml", {"site": "t", "storage": {"path": str(data)}})
+    assert add(config, "admin", "admin", "long-enough-pw\n", monkeypatch) == 0
+    owners = {(f.stat().st_uid, f.stat().st_gid) for f in data.glob("loacam.db*")}
+    assert owners == {(4242, 4243)}

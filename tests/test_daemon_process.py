@@ -25,8 +25,7 @@ def test_ready_healthy_and_clean_stop(
     config = write_config(
         tmp_path / "loacam.yaml", base_config(tmp_path, http_port=http_port, mqtt_port=broker.port)
     )
-    daemon = Daemon(config, notify, watchdog_usec=200_000)
-    try:
+    with Daemon(config, notify, watchdog_usec=200_000) as daemon:
         ready = notify.wait_for("READY=1")
         assert any(field.startswith("STATUS=") and "mqtt connected" in field for field in ready)
         notify.wait_for("WATCHDOG=1")
@@ -40,41 +39,33 @@ def test_ready_healthy_and_clean_stop(
         assert daemon.wait(timeout=10) == 0
         notify.wait_for("STOPPING=1")
         assert retained_blocking(broker.port, STATUS, b"offline") == b"offline"
-    finally:
-        daemon.kill()
 
 
 def test_sigint_stops_cleanly_too(
     tmp_path: Path, broker: PrivateBroker, http_port: int, notify: NotifySocket
 ) -> None:
     data = base_config(tmp_path, http_port=http_port, mqtt_port=broker.port, site="sigint")
-    daemon = Daemon(write_config(tmp_path / "loacam.yaml", data), notify)
-    try:
+    with Daemon(write_config(tmp_path / "loacam.yaml", data), notify) as daemon:
         notify.wait_for("READY=1")
         daemon.signal(signal.SIGINT)
         assert daemon.wait(timeout=10) == 0
         assert (
             retained_blocking(broker.port, "loacam/sigint/daemon/status", b"offline") == b"offline"
         )
-    finally:
-        daemon.kill()
 
 
 def test_sigkill_leaves_the_will(
     tmp_path: Path, broker: PrivateBroker, http_port: int, notify: NotifySocket
 ) -> None:
     data = base_config(tmp_path, http_port=http_port, mqtt_port=broker.port, site="killed")
-    daemon = Daemon(write_config(tmp_path / "loacam.yaml", data), notify)
     topic = "loacam/killed/daemon/status"
-    try:
+    with Daemon(write_config(tmp_path / "loacam.yaml", data), notify) as daemon:
         notify.wait_for("READY=1")
         assert retained_blocking(broker.port, topic, b"online") == b"online"
         daemon.signal(signal.SIGKILL)
         assert daemon.wait(timeout=10) == -signal.SIGKILL
         # Nobody published this but the broker, from the will the daemon left at connect.
         assert retained_blocking(broker.port, topic, b"offline") == b"offline"
-    finally:
-        daemon.kill()
 
 
 def test_not_ready_without_broker(tmp_path: Path, http_port: int, notify: NotifySocket) -> None:
@@ -82,8 +73,7 @@ def test_not_ready_without_broker(tmp_path: Path, http_port: int, notify: Notify
     config = write_config(
         tmp_path / "loacam.yaml", base_config(tmp_path, http_port=http_port, mqtt_port=nobody)
     )
-    daemon = Daemon(config, notify)
-    try:
+    with Daemon(config, notify) as daemon:
         ready = notify.wait_for("READY=1")
         assert "STATUS=mqtt DISCONNECTED; storage ok; all loops running" in ready
         assert daemon.get("/healthz").status_code == 200
@@ -92,16 +82,13 @@ def test_not_ready_without_broker(tmp_path: Path, http_port: int, notify: Notify
         assert readyz.json() == {"ready": False, "missing": ["mqtt"]}
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0
-    finally:
-        daemon.kill()
 
 
 def test_broker_restart_is_survived(
     tmp_path: Path, own_broker: PrivateBroker, http_port: int, notify: NotifySocket
 ) -> None:
     data = base_config(tmp_path, http_port=http_port, mqtt_port=own_broker.port, site="restart")
-    daemon = Daemon(write_config(tmp_path / "loacam.yaml", data), notify)
-    try:
+    with Daemon(write_config(tmp_path / "loacam.yaml", data), notify) as daemon:
         notify.wait_for("READY=1")
         assert daemon.get("/readyz").status_code == 200
 
@@ -120,21 +107,16 @@ def test_broker_restart_is_survived(
         )
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0
-    finally:
-        daemon.kill()
 
 
 def test_bad_config_exits_78_before_touching_anything(tmp_path: Path, http_port: int) -> None:
     data = base_config(tmp_path, http_port=http_port, mqtt_port=1)
     data["mqtt"]["prot"] = 1883
-    daemon = Daemon(write_config(tmp_path / "loacam.yaml", data), None)
-    try:
+    with Daemon(write_config(tmp_path / "loacam.yaml", data), None) as daemon:
         assert daemon.wait(timeout=20) == 78
         assert f"{tmp_path / 'loacam.yaml'}:" in daemon.output()
         assert "mqtt.prot: unknown key" in daemon.output()
         assert not (tmp_path / "data").exists()
-    finally:
-        daemon.kill()
 
 
 def test_port_in_use_is_a_plain_error(tmp_path: Path, broker: PrivateBroker) -> None:
@@ -145,9 +127,6 @@ def test_port_in_use_is_a_plain_error(tmp_path: Path, broker: PrivateBroker) -> 
         config = write_config(
             tmp_path / "loacam.yaml", base_config(tmp_path, http_port=port, mqtt_port=broker.port)
         )
-        daemon = Daemon(config, None)
-        try:
+        with Daemon(config, None) as daemon:
             assert daemon.wait(timeout=20) == 69
             assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in daemon.output()
-        finally:
-            daemon.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -62,7 +64,9 @@ def children_named(parent: int, name: str) -> list[int]:
     return found
 
 
-def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
+@contextlib.contextmanager
+def demo() -> Iterator[tuple[subprocess.Popen[str], Lines, int]]:
+    """`loacam demo` on a free port, killed at the end whatever the test did."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "daemon", "demo", "--port", str(port)],
@@ -73,7 +77,17 @@ def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
         text=True,
     )
     try:
-        output = Lines(process)
+        yield process, Lines(process), port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
+    with demo() as (process, output, port):
         url = output.wait_for(OPEN, timeout=30).group(1)
         user, password = output.wait_for(LOGIN, timeout=5).groups()
         assert url == f"http://127.0.0.1:{port}/"
@@ -90,39 +104,20 @@ def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
         assert not Path(f"/proc/{brokers[0]}").exists()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def test_demo_killed_outright_leaves_no_broker_behind() -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "demo", "--port", str(port)],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        Lines(process).wait_for(LOGIN, timeout=30)
+    with demo() as (process, output, _port):
+        output.wait_for(LOGIN, timeout=30)
         (broker,) = children_named(process.pid, "mosquitto")
         process.kill()
         process.wait(timeout=10)
-        poll_until(lambda: not Path(f"/proc/{broker}/stat").exists() or "Z" in _state(broker))
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        # Gone, or a zombie waiting for init to reap it: either way no longer serving.
+        poll_until(lambda: _state(broker) == "Z")
 
 
 def _state(pid: int) -> str:
+    """The process state letter from /proc; "Z" also when the process is gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
