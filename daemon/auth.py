@@ -111,46 +111,57 @@ def load_or_create_token_key(directory: Path) -> bytes:
 
 
 class LoginThrottle:
-    """Counts failed logins per user name and per client address in a sliding window.
+    """Counts login attempts per client address and per user name in a sliding window.
 
-    The client address is the TCP peer, never X-Forwarded-For, which an attacker sets.
+    An attempt is counted *before* the (slow) password check, in the same step as the
+    limit is checked, so parallel guesses cannot all slip past; a successful login
+    takes its attempt back. The tight limit is per client address (the TCP peer, never
+    X-Forwarded-For, which an attacker sets); the per-user limit is looser, so that one
+    person guessing cannot lock the radio operator out, while many addresses guessing
+    one account are still stopped.
     """
 
     MAX_KEYS = 10_000  # bounds memory when someone tries many names or addresses
+    USER_FACTOR = 4
 
     def __init__(self, max_failures: int, window_s: float) -> None:
-        self._max = max_failures
+        self._limits = {"client": max_failures, "user": max_failures * self.USER_FACTOR}
         self._window = window_s
-        self._failures: dict[str, deque[float]] = {}
+        self._attempts: dict[str, deque[float]] = {}
 
-    def retry_after(self, *keys: str, now: float | None = None) -> float:
-        """Seconds until a login for these keys is accepted again (0 when allowed)."""
+    def reserve(self, client: str, username: str, now: float | None = None) -> float:
+        """Count an attempt and return 0, or return the seconds to wait (nothing counted)."""
         moment = time.monotonic() if now is None else now
+        keys = (f"client:{client}", f"user:{username}")
         wait = 0.0
         for key in keys:
             times = self._recent(key, moment)
-            if len(times) >= self._max:
+            if len(times) >= self._limits[key.split(":", 1)[0]]:
                 wait = max(wait, times[0] + self._window - moment)
-        return wait
-
-    def failed(self, *keys: str, now: float | None = None) -> None:
-        moment = time.monotonic() if now is None else now
-        if len(self._failures) >= self.MAX_KEYS:
-            for stale in list(self._failures):
+        if wait > 0:
+            return wait
+        if len(self._attempts) >= self.MAX_KEYS:
+            for stale in list(self._attempts):
                 self._recent(stale, moment)
         for key in keys:
-            self._recent(key, moment)
-            self._failures.setdefault(key, deque()).append(moment)
+            self._attempts.setdefault(key, deque()).append(moment)
+        return 0.0
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    def forgive(self, client: str, username: str) -> None:
+        """Take back the attempt of a login that succeeded."""
+        for key in (f"client:{client}", f"user:{username}"):
+            times = self._attempts.get(key)
+            if times:
+                times.pop()
+            if not times:
+                self._attempts.pop(key, None)
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.get(key)
+        times = self._attempts.get(key)
         if times is None:
             return deque()
         while times and times[0] <= now - self._window:
             times.popleft()
         if not times:
-            del self._failures[key]
+            del self._attempts[key]
         return times

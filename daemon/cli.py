@@ -124,7 +124,26 @@ def _user_add(config: Config, name: str, role: Role, *, password_stdin: bool) ->
     if (reason := check_new_password(password)) is not None:
         print(f"loacam: {reason}", file=sys.stderr)
         return EX_DATAERR
+    if os.geteuid() == 0:
+        _become_owner_of(config.storage.path)
     return asyncio.run(_store_user(config, name, role, password))
+
+
+def _become_owner_of(directory: Path) -> None:
+    """Run as the owner of the storage directory (the `loacam` service user).
+
+    Root would otherwise leave a database the service cannot write, and would follow
+    any link planted in that directory. Before the service is installed the directory
+    may not exist yet: then root creates it and keeps it.
+    """
+    try:
+        owner = directory.stat()
+    except FileNotFoundError:
+        return
+    if owner.st_uid != 0:
+        os.setgroups([])
+        os.setgid(owner.st_gid)
+        os.setuid(owner.st_uid)
 
 
 async def _store_user(config: Config, name: str, role: Role, password: str) -> int:
@@ -143,7 +162,5 @@ async def _store_user(config: Config, name: str, role: Role, password: str) -> i
         return EX_DATAERR
     finally:
         await store.close()
-        if os.geteuid() == 0:
-            store.match_owner_blocking()
     print(f"user {name} ({role.value}) created")
     return 0

@@ -6,6 +6,7 @@ and `config/loacam.example.yaml` explain the same keys for operators.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationInfo,
+    field_validator,
 )
 
 DEFAULT_CONFIG_PATH = Path("/etc/loacam/loacam.yaml")
@@ -29,6 +31,10 @@ DEFAULT_CONFIG_PATH = Path("/etc/loacam/loacam.yaml")
 SLUG = r"^[a-z0-9](?:[a-z0-9_-]{0,62})$"
 SLUG_HELP = "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
 _SLUG = re.compile(SLUG)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -51,6 +57,9 @@ def _resolve_secret(value: object, info: ValidationInfo) -> object:
     Literal strings pass through. `credential` names a file in systemd's
     $CREDENTIALS_DIRECTORY (LoadCredential=), so the secret never sits in the YAML.
     """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # YAML reads password: 012345 as the number 5349; refuse rather than guess.
+        raise ValueError('write the secret in quotes, e.g. password: "012345"')  # noqa: TRY004 - pydantic reports ValueError only
     if not isinstance(value, dict):
         return value
     sources = info.context.get("secrets") if isinstance(info.context, dict) else None
@@ -91,8 +100,35 @@ def _check_topic_level(value: str) -> str:
     return value
 
 
+def _check_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.match(value):
+            raise ValueError(f"{value!r} is not a host name or an IP address") from None
+    return value
+
+
+def _check_absolute(value: Path) -> Path:
+    if not value.is_absolute():
+        raise ValueError(f"{str(value)!r} must be an absolute path (starting with /)")
+    return value
+
+
+def _check_foreign_topic_level(value: str) -> str:
+    # Another system's id (a Rhasspy siteId): looser than our ids, but it must stay
+    # one MQTT topic level.
+    if not value or len(value) > 64 or any(c in value for c in "/+#\0"):
+        raise ValueError(f"{value!r} must be 1-64 characters without '/', '+' or '#'")
+    return value
+
+
 Secret = Annotated[SecretStr, BeforeValidator(_resolve_secret)]
 Slug = Annotated[str, AfterValidator(_check_slug)]
+Host = Annotated[str, AfterValidator(_check_host)]
+# strict: YAML `port: true` must not become port 1.
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+MIN_TOKEN_SECRET = 32
 
 
 class Model(BaseModel):
@@ -100,27 +136,27 @@ class Model(BaseModel):
 
 
 class HttpConfig(Model):
-    host: str = Field("0.0.0.0", description="Address the API and web console listen on.")  # noqa: S104 - the console is meant for the office LAN
-    port: int = Field(8080, ge=1, le=65535, description="TCP port of the API and web console.")
+    host: Host = Field("0.0.0.0", description="Address the API and web console listen on.")  # noqa: S104 - the console is meant for the office LAN
+    port: Port = Field(8080, description="TCP port of the API and web console.")
     cookie_secure: bool = Field(
         default=False,
         description="Mark the login cookie Secure; turn on when served over HTTPS "
         "(behind a reverse proxy).",
     )
     graceful_timeout_s: int = Field(
-        3, ge=1, le=8, description="Seconds open HTTP connections get to finish on shutdown."
+        3, ge=1, le=5, description="Seconds open HTTP connections get to finish on shutdown."
     )
 
 
 class StorageConfig(Model):
-    path: Path = Field(
+    path: Annotated[Path, AfterValidator(_check_absolute)] = Field(
         Path("/var/lib/loacam"), description="Directory for the SQLite database and media cache."
     )
 
 
 class MqttConfig(Model):
-    host: str = Field("127.0.0.1", description="MQTT broker host.")
-    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port.")
+    host: Host = Field("127.0.0.1", description="MQTT broker host.")
+    port: Port = Field(1883, description="MQTT broker port.")
     username: str | None = Field(None, description="MQTT user name, if the broker wants one.")
     password: Secret | None = Field(
         None, description="MQTT password: a string, {env: NAME} or {credential: NAME}."
@@ -149,12 +185,19 @@ class AuthConfig(Model):
         5, ge=1, le=24 * 60, description="How long the pause after too many failed logins lasts."
     )
 
+    @field_validator("token_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_SECRET:
+            raise ValueError(f"token_secret must have at least {MIN_TOKEN_SECRET} characters")
+        return value
+
 
 class CameraConfig(Model):
     id: Slug = Field(description="Camera id, used in URLs and MQTT topics.")
     name: str = Field(min_length=1, max_length=120, description="Name shown to users.")
-    host: str = Field(min_length=1, description="Camera address (IP or host name).")
-    port: int = Field(80, ge=1, le=65535, description="ONVIF HTTP port of the camera.")
+    host: Host = Field(description="Camera address (IP or host name).")
+    port: Port = Field(80, description="ONVIF HTTP port of the camera.")
     username: str = Field("admin", description="ONVIF user name.")
     password: Secret | None = Field(
         None, description="ONVIF password: a string, {env: NAME} or {credential: NAME}."
@@ -171,7 +214,7 @@ class SpeakerConfig(Model):
         "native", description="native (loacam protocol) or hermes (Rhasspy audio server)."
     )
     zone: Slug = Field(description="Zone (village, thôn) the cluster belongs to.")
-    site_id: str | None = Field(
+    site_id: Annotated[str, AfterValidator(_check_foreign_topic_level)] | None = Field(
         None, description="hermes only: the Rhasspy siteId; defaults to the speaker id."
     )
 

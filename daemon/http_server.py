@@ -64,12 +64,18 @@ class HttpServer:
             server_header=False,
         )
         server = _Server(config, self.started)
-        serving = asyncio.create_task(server.serve(sockets=[self._sock]))
+        # uvicorn closes the sockets it serves on when it stops; hand it a duplicate so
+        # a restarted loop still has the bound socket.
+        listener = self._sock.dup()
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
         stopping.cancel()
-        await serving
-        self.started.clear()
+        try:
+            await serving
+        finally:
+            listener.close()
+            self.started.clear()
         if not stop.is_set():
             raise LoacamError("the HTTP server stopped by itself")

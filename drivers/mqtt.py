@@ -73,6 +73,7 @@ class MqttLink:
         self._settings = settings
         self._backoff = backoff or Backoff(initial=1.0, cap=30.0)
         self._handlers: dict[str, list[Handler]] = {}
+        self._subscribing: set[asyncio.Task[object]] = set()
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
@@ -101,6 +102,8 @@ class MqttLink:
         if self._client is not None:
             client = self._client
             task = asyncio.get_running_loop().create_task(client.subscribe(topic_filter, qos=1))
+            self._subscribing.add(task)  # a task nobody references may be collected mid-run
+            task.add_done_callback(self._subscribing.discard)
             task.add_done_callback(_log_failed_subscribe)
 
     async def publish(
@@ -143,7 +146,8 @@ class MqttLink:
         )
         async with client:
             await client.publish(s.availability_topic, ONLINE, qos=1, retain=True)
-            for topic_filter in self._handlers:
+            # Copies: a handler may subscribe more while these loops await.
+            for topic_filter in list(self._handlers):
                 await client.subscribe(topic_filter, qos=1)
             self._client = client
             self._backoff.reset()
@@ -173,9 +177,9 @@ class MqttLink:
             payload = message.payload
             data = payload if isinstance(payload, bytes) else str(payload or "").encode()
             incoming = MqttMessage(str(message.topic), data, bool(message.retain))
-            for topic_filter, handlers in self._handlers.items():
+            for topic_filter, handlers in list(self._handlers.items()):
                 if message.topic.matches(topic_filter):
-                    for handler in handlers:
+                    for handler in list(handlers):
                         await _call_handler(handler, incoming)
 
     def _set_state(self, *, connected: bool, error: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -153,6 +154,9 @@ async def test_wrong_password_and_unknown_user_get_401(api: Api) -> None:
     async with api.state.store.engine.connect() as conn:
         actions = (await conn.execute(sa.select(audit_log.c.action, audit_log.c.client))).all()
     assert [tuple(a) for a in actions] == [("login.failed", "10.9.8.7")] * 2
+    async with api.state.store.engine.connect() as conn:
+        actors = (await conn.execute(sa.select(audit_log.c.actor))).scalars().all()
+    assert actors == ["admin", "(unknown)"]
 
 
 async def test_login_gives_a_bearer_token_and_a_strict_httponly_cookie(api: Api) -> None:
@@ -223,13 +227,51 @@ async def test_brute_force_is_throttled_whatever_x_forwarded_for_says(api: Api) 
     assert int(blocked.headers["retry-after"]) > 0
 
 
-def test_throttle_forgets_after_the_window() -> None:
+def test_throttle_limits_per_client_tightly_and_per_user_loosely() -> None:
     throttle = LoginThrottle(2, 60.0)
-    throttle.failed("user:a", now=0.0)
-    throttle.failed("user:a", now=1.0)
-    assert throttle.retry_after("user:a", now=2.0) == pytest.approx(58.0)
-    assert throttle.retry_after("user:b", now=2.0) == 0.0
-    assert throttle.retry_after("user:a", now=61.0) == 0.0
+    assert throttle.reserve("10.0.0.1", "radio", now=0.0) == 0.0
+    assert throttle.reserve("10.0.0.1", "radio", now=1.0) == 0.0
+    assert throttle.reserve("10.0.0.1", "radio", now=2.0) == pytest.approx(58.0)
+    # Another office PC can still log in as the same user ...
+    assert throttle.reserve("10.0.0.2", "radio", now=2.0) == 0.0
+    assert throttle.reserve("10.0.0.3", "radio", now=2.0) == 0.0
+    # ... until the looser per-user limit (4 x 2) is reached from many addresses.
+    for n in range(4, 10):
+        throttle.reserve(f"10.0.0.{n}", "radio", now=3.0)
+    assert throttle.reserve("10.0.0.99", "radio", now=3.0) > 0
+    assert throttle.reserve("10.0.0.1", "radio", now=61.5) == 0.0  # the window slid on
+
+
+def test_a_successful_login_takes_its_attempt_back() -> None:
+    throttle = LoginThrottle(2, 60.0)
+    for _ in range(5):
+        assert throttle.reserve("10.0.0.1", "leader", now=0.0) == 0.0
+        throttle.forgive("10.0.0.1", "leader")
+
+
+async def test_parallel_guesses_cannot_outrun_the_throttle(api: Api) -> None:
+    guesses = [
+        api.client.post("/api/v1/auth/login", json={"username": "admin", "password": f"guess-{n}"})
+        for n in range(20)
+    ]
+    right = api.client.post(
+        "/api/v1/auth/login", json={"username": "admin", "password": PASSWORDS[Role.ADMIN]}
+    )
+    codes = [r.status_code for r in await asyncio.gather(*guesses, right)]
+    # The limit is 3 per client: at most 3 passwords were ever checked.
+    assert sum(code in {200, 401} for code in codes) <= 3
+    assert codes.count(429) >= 18
+    assert codes[-1] == 429
+
+
+async def test_unknown_user_names_are_not_repeated_in_the_log(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    typed = "my-secret-password-in-the-name-field"
+    await api.client.post("/api/v1/auth/login", json={"username": typed, "password": "x"})
+    assert typed not in caplog.text
+    assert "failed login for (unknown)" in caplog.text
 
 
 async def test_no_secret_in_any_response_or_log(api: Api, caplog: pytest.LogCaptureFixture) -> None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,7 @@ from daemon.auth import verify_password_blocking
 from daemon.cli import main
 from daemon.store import Store
 from daemon.store.schema import audit_log, users
-from tests.support import write_config
+from tests.support import REPO, write_config
 
 
 @pytest.fixture
@@ -93,15 +98,51 @@ def test_bad_config_is_78(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert add(bad, "x1", "admin", "long-enough-pw\n", monkeypatch) == 78
 
 
-def test_root_leaves_the_database_to_the_service_user(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def service_dir() -> Iterator[Path]:
+    """A storage directory owned by a stand-in service user (uid 4242), root running."""
     if os.geteuid() != 0:
         pytest.skip("needs root, as CI and `systemd/install.sh` have")
-    data = tmp_path / "data"
+    # Outside pytest's private (0700) temporary tree, so the service user can reach it.
+    base = Path(tempfile.mkdtemp(prefix="loacam-owner-"))
+    base.chmod(0o755)
+    data = base / "data"
     data.mkdir()
-    os.chown(data, 4242, 4243)  # stands in for the `loacam` system user
-    config = write_config(tmp_path / "loacam.yaml", {"site": "t", "storage": {"path": str(data)}})
-    assert add(config, "admin", "admin", "long-enough-pw\n", monkeypatch) == 0
-    owners = {(f.stat().st_uid, f.stat().st_gid) for f in data.glob("loacam.db*")}
-    assert owners == {(4242, 4243)}
+    os.chown(data, 4242, 4243)
+    yield data
+    shutil.rmtree(base)
+
+
+def add_as_root(data: Path) -> subprocess.CompletedProcess[str]:
+    config = write_config(
+        data.parent / "loacam.yaml", {"site": "t", "storage": {"path": str(data)}}
+    )
+    command = ["user", "add", "admin", "--role", "admin", "--password-stdin", "--config"]
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *command, str(config)],
+        input="long-enough-pw\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_root_acts_as_the_service_user(service_dir: Path) -> None:
+    result = add_as_root(service_dir)
+    assert result.returncode == 0, result.stderr
+    db = service_dir / "loacam.db"
+    assert (db.stat().st_uid, db.stat().st_gid) == (4242, 4243)
+
+
+def test_a_link_planted_by_the_service_user_gets_root_nowhere(
+    service_dir: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "root-only"
+    secret.write_text("root's file")
+    (service_dir / "loacam.db").symlink_to(secret)
+    result = add_as_root(service_dir)
+    assert result.returncode == 73
+    assert "cannot open database" in result.stderr
+    assert secret.read_text() == "root's file"
+    assert secret.stat().st_uid == 0

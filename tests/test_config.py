@@ -143,3 +143,33 @@ def test_defaults_are_sane() -> None:
     assert (config.mqtt.host, config.mqtt.port) == ("127.0.0.1", 1883)
     assert config.mqtt_client_id == "loacam-phuc-hoa"
     assert config.status_topic == "loacam/phuc-hoa/daemon/status"
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        ("http: {port: true}", "http.port", "valid integer"),
+        ("http: {host: '0.0.0.0 ; rm -rf /'}", "http.host", "not a host name or an IP address"),
+        ("mqtt: {host: 'broker/x'}", "mqtt.host", "not a host name"),
+        ("storage: {path: var/lib/loacam}", "storage.path", "must be an absolute path"),
+        ("auth: {token_secret: abc}", "auth.token_secret", "at least 32 characters"),
+        ("mqtt: {password: 012345}", "mqtt.password", "write the secret in quotes"),
+        (
+            "speakers: [{id: s1, name: S, zone: z, driver: hermes, site_id: 'a/#'}]",
+            "speakers[0].site_id",
+            "without '/', '+' or '#'",
+        ),
+    ],
+)
+def test_unsafe_or_ambiguous_values_are_refused(text: str, path: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"site: a\n{text}\n", "x.yaml", NO_SECRETS)
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.path) == (2, path)
+    assert message in issue.message
+
+
+def test_hosts_may_be_names_or_addresses() -> None:
+    text = "site: a\nmqtt: {host: broker.thon-1.local}\nhttp: {host: '::'}\n"
+    config = parse_config(text, "x.yaml", NO_SECRETS)
+    assert (config.mqtt.host, config.http.host) == ("broker.thon-1.local", "::")

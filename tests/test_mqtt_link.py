@@ -114,3 +114,24 @@ async def test_subscribe_while_connected_applies_at_once(broker: PrivateBroker) 
         async with aiomqtt.Client("127.0.0.1", broker.port, identifier="late-pub") as client:
             await client.publish("t/late/x", b"hello", qos=1, retain=True)
         assert await asyncio.wait_for(got.get(), 10) == b"hello"
+
+
+async def test_a_handler_may_subscribe_more_while_messages_flow(broker: PrivateBroker) -> None:
+    link = MqttLink(settings(broker.port, "grow"))
+    later: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(message: MqttMessage) -> None:
+        await later.put(message.payload)
+
+    async def announce(message: MqttMessage) -> None:
+        # e.g. a speaker's retained `info` makes the registry follow its `state`
+        link.subscribe(f"t/grow/{message.payload.decode()}/state", collect)
+
+    link.subscribe("t/grow/announce", announce)
+    async with running(link):
+        await asyncio.wait_for(link.wait_connected(), 10)
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="grow-pub") as client:
+            await client.publish("t/grow/s1/state", b"ready", qos=1, retain=True)
+            await client.publish("t/grow/announce", b"s1", qos=1)
+        assert await asyncio.wait_for(later.get(), 10) == b"ready"
+        assert link.connected

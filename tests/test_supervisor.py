@@ -164,3 +164,28 @@ def test_backoff_grows_caps_jitters_and_resets() -> None:
     assert len(set(delays)) == len(delays)  # jitter spreads equal nominal delays
     backoff.reset()
     assert 0.8 <= backoff.next_delay() <= 1.2
+
+
+async def test_a_stubborn_child_does_not_rob_the_others_of_their_stop() -> None:
+    supervisor = fast_supervisor(stop_timeout_s=0.1, min_stop_slice_s=2.0)
+    started = {name: asyncio.Event() for name in ("mqtt", "http")}
+    said_offline = asyncio.Event()
+
+    async def mqtt(stop: asyncio.Event) -> None:
+        started["mqtt"].set()
+        await stop.wait()
+        await asyncio.sleep(0)  # publishing `offline` takes a moment of its own
+        said_offline.set()
+
+    async def http(stop: asyncio.Event) -> None:
+        started["http"].set()
+        await asyncio.Event().wait()  # a viewer that never leaves
+
+    supervisor.add("mqtt", mqtt)
+    supervisor.add("http", http)
+    stop = asyncio.Event()
+    task = asyncio.create_task(supervisor.run(stop))
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started.values())), 5)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert said_offline.is_set()

@@ -44,8 +44,7 @@ async def login(
     """Exchange a user name and password for a token (also set as an HttpOnly cookie)."""
     client = request.client.host if request.client else "unknown"
     username = body.username.strip().lower()
-    user_key, client_key = f"user:{username}", f"client:{client}"
-    wait = state.throttle.retry_after(user_key, client_key)
+    wait = state.throttle.reserve(client, username)
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -58,15 +57,17 @@ async def login(
     if user is None or not await asyncio.to_thread(
         verify_password_blocking, stored_hash, body.password
     ):
-        state.throttle.failed(user_key, client_key)
-        await record_audit(state.store, actor=username, action="login.failed", client=client)
-        log.info("auth: failed login for %r from %s", username, client)
+        # A password typed into the name field must not reach the journal: unknown
+        # names are not repeated.
+        actor = username if user is not None else "(unknown)"
+        await record_audit(state.store, actor=actor, action="login.failed", client=client)
+        log.info("auth: failed login for %s from %s", actor, client)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="Sai tên đăng nhập hoặc mật khẩu (wrong user name or password)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    state.throttle.succeeded(user_key)
+    state.throttle.forgive(client, username)
     token, claims = state.tokens.issue(user.username, Role(user.role))
     response.set_cookie(
         COOKIE,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -104,14 +103,3 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-    def match_owner_blocking(self) -> None:
-        """Give the database files to the owner of their directory.
-
-        An administrator running `loacam user add` as root before the first start would
-        otherwise leave a root-owned database the service user cannot write.
-        """
-        owner = self.path.parent.stat()
-        for file in self.path.parent.glob(f"{DB_FILE}*"):
-            if file.stat().st_uid != owner.st_uid:
-                os.chown(file, owner.st_uid, owner.st_gid)
