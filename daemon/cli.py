@@ -30,8 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="YAML config file")
 
     demo = commands.add_parser("demo", help="run with simulated devices and a private broker")
-    demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
-    demo.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    demo.add_argument("--port", type=_port, default=8080, help="HTTP port (default 8080)")
+    demo.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="HTTP address (default 127.0.0.1; 0.0.0.0 lets other office PCs connect)",
+    )
 
     check = commands.add_parser("check-config", help="validate a config file (exit 0 or 78)")
     check.add_argument("file", type=Path)
@@ -46,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="YAML config file")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:

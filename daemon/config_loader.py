@@ -64,12 +64,7 @@ def parse_config(text: str, file: str, secrets: SecretSources) -> Config:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            [ConfigIssue(file, line, "(yaml)", f"malformed YAML: {problem}")]
-        ) from exc
+        raise ConfigError([_yaml_issue(exc, text, file)]) from exc
     lines = _Lines({}, {}, [])
     if root is not None:
         _walk(root, (), lines)
@@ -90,6 +85,18 @@ def parse_config(text: str, file: str, secrets: SecretSources) -> Config:
     if issues:
         raise ConfigError(sorted(issues, key=lambda i: i.line))
     return config
+
+
+def _yaml_issue(exc: yaml.YAMLError, text: str, file: str) -> ConfigIssue:
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    # An unclosed quote or bracket is only noticed at the end of the file; the line
+    # where it was opened is the one to fix.
+    if context is not None and (mark is None or mark.line >= len(text.splitlines())):
+        mark = context
+    line = mark.line + 1 if mark is not None else 1
+    return ConfigIssue(file, line, "(yaml)", f"malformed YAML: {problem}")
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: _Lines) -> None:

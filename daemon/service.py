@@ -55,13 +55,30 @@ async def run_daemon(
     _install_signal_handlers(stop, notifier)
     try:
         store = await Store.open(config.storage.path)
+    except StoreError as exc:
+        log.critical("storage: %s", exc)
+        return EX_CANTCREAT
+    try:
+        return await _serve(config, store, notifier, stop, on_ready)
+    finally:
+        await store.close()
+
+
+async def _serve(
+    config: Config,
+    store: Store,
+    notifier: Notifier,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None,
+) -> int:
+    try:
         key = (
             config.auth.token_secret.get_secret_value().encode()
             if config.auth.token_secret is not None
             else load_or_create_token_key(config.storage.path)
         )
-    except (StoreError, OSError) as exc:
-        log.critical("storage: %s", exc)
+    except OSError as exc:
+        log.critical("storage: cannot read or create the token key: %s", exc)
         return EX_CANTCREAT
     try:
         sock = bind(config.http.host, config.http.port)
@@ -69,7 +86,6 @@ async def run_daemon(
         log.critical(
             "http: cannot listen on %s:%s: %s", config.http.host, config.http.port, exc.strerror
         )
-        await store.close()
         return EX_UNAVAILABLE
     state = AppState(
         config=config,
@@ -96,7 +112,6 @@ async def run_daemon(
         return EX_SOFTWARE
     finally:
         sock.close()
-        await store.close()
     log.info("loacam stopped")
     return EX_OK
 

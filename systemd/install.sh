@@ -78,7 +78,10 @@ fi
 # put. pip always rebuilds and reinstalls from a local directory, so this also
 # picks up changes made without a version bump.
 echo "Installing loacam from $repo into $VENV"
-"$VENV/bin/pip" install --upgrade "$repo"
+# Within the versions the test suite passed with (requirements/constraints.txt).
+"$VENV/bin/pip" install --upgrade -c "$repo/requirements/constraints.txt" "$repo"
+# So that operators can type `loacam check-config ...` as the docs say.
+ln -sfn "$VENV/bin/loacam" /usr/local/bin/loacam
 
 if [[ -f "$repo/docs/operations.md" ]]; then
     # Target of Documentation= in the unit.
@@ -109,6 +112,8 @@ if ! runuser -u "$SVC_USER" -- "$VENV/bin/loacam" check-config "$CONFIG"; then
 *** $CONFIG does not pass 'loacam check-config' (see above). ***
 *** Edit it before starting the service; the service refuses to   ***
 *** start (exit 78) with an invalid configuration.                 ***
+*** ({credential: NAME} secrets exist only inside the service:     ***
+*** an error about \$CREDENTIALS_DIRECTORY here is expected.)      ***
 
 EOF
 fi
@@ -138,9 +143,8 @@ else
     echo "  $step. Review $CONFIG"
 fi
 step=$((step + 1))
-echo "  $step. Create the first administrator (type the password, then Ctrl-D);"
-echo "     run it as $SVC_USER so that the database file under $STATE_DIR is owned by $SVC_USER:"
-echo "       runuser -u $SVC_USER -- $VENV/bin/loacam user add admin --role admin --password-stdin --config $CONFIG"
+echo "  $step. Create the first administrator (you are asked for the password twice):"
+echo "       loacam user add admin --role admin --config $CONFIG"
 step=$((step + 1))
 if [[ "$was_active" == yes ]]; then
     echo "  $step. The service is running the previous version; restart it when convenient:"

@@ -173,3 +173,19 @@ def test_hosts_may_be_names_or_addresses() -> None:
     text = "site: a\nmqtt: {host: broker.thon-1.local}\nhttp: {host: '::'}\n"
     config = parse_config(text, "x.yaml", NO_SECRETS)
     assert (config.mqtt.host, config.http.host) == ("broker.thon-1.local", "::")
+
+
+def test_an_unclosed_quote_points_at_where_it_opens() -> None:
+    text = 'site: a\ncameras:\n  - id: c1\n    name: "Bộ phận một cửa\n    host: 10.0.0.1\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "x.yaml", NO_SECRETS)
+    (issue,) = caught.value.issues
+    assert issue.line == 4
+    assert issue.message.startswith("malformed YAML")
+
+
+def test_demo_refuses_an_impossible_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["demo", "--port", "70000"])
+    assert caught.value.code == 2
+    assert "'70000' is not a TCP port (1-65535)" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from drivers.sim.broker import free_port
 from tests.support import REPO, poll_until
 
 LOGIN = re.compile(r"Đăng nhập / log in:\s+(\S+) / (\S+)")
+TEMP_DIR = re.compile(r"(/tmp/loacam-demo-[A-Za-z0-9_]+)/")
 OPEN = re.compile(r"Mở / open:\s+(http://\S+)")
 
 
@@ -76,14 +78,18 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], Lines, int]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines = Lines(process)
     try:
-        yield process, Lines(process), port
+        yield process, lines, port
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        # A demo killed outright cannot remove its temporary directory: the test does.
+        for leftover in TEMP_DIR.findall(lines.seen):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
@@ -101,9 +107,13 @@ def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
         brokers = children_named(process.pid, "mosquitto")
         assert len(brokers) == 1
 
+        (temp_dir,) = set(TEMP_DIR.findall(output.seen))
+        assert Path(temp_dir, "data", "loacam.db").exists()
+
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
         assert not Path(f"/proc/{brokers[0]}").exists()
+        assert not Path(temp_dir).exists()  # database and token key go with the demo
 
 
 def test_demo_killed_outright_leaves_no_broker_behind() -> None:

@@ -69,7 +69,9 @@ async def test_subscriptions_survive_a_broker_restart(own_broker: PrivateBroker)
         await asyncio.to_thread(own_broker.stop_blocking)
         await asyncio.wait_for(link.wait_disconnected(), 10)
         assert link.state.last_error
-        await asyncio.to_thread(own_broker.start_blocking)
+        # Started from this thread, not a worker thread: the broker's parent-death
+        # signal follows the thread that spawned it.
+        own_broker.start_blocking()
         await asyncio.wait_for(link.wait_connected(), 20)
         assert link.state.connects == 2
 

@@ -31,8 +31,9 @@ def _child_setup() -> None:
 
     Started as root, mosquitto would switch to its own user by itself, and that change
     of credentials clears the parent-death signal. So switch here, first, then ask the
-    kernel to SIGTERM the broker if whoever started it is killed outright (SIGKILL):
-    no orphan broker is left listening on a port.
+    kernel to SIGTERM the broker when the thread that started it ends (the whole
+    process killed outright, SIGKILL, included): no orphan broker is left listening on
+    a port. So start brokers from a long-lived thread, not from a worker thread.
     """
     if os.geteuid() == 0:
         try:

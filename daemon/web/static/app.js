@@ -43,17 +43,19 @@ async function loadStatus() {
     ? "Đã kết nối máy chủ MQTT."
     : "Mất kết nối máy chủ MQTT — loa không nhận được lệnh.";
   const rows = body.loops.map((loop) => {
+    // The MQTT loop keeps running while it reconnects: show the link itself.
+    const lost = loop.name === "mqtt" && loop.status === "running" && !body.mqtt.connected;
     const tr = document.createElement("tr");
     const cells = [
       LOOP_NAMES[loop.name] || loop.name,
-      STATUS_NAMES[loop.status] || loop.status,
+      lost ? "mất kết nối, đang thử lại" : STATUS_NAMES[loop.status] || loop.status,
       String(loop.restarts),
-      loop.last_error || "—",
+      (lost ? body.mqtt.last_error : loop.last_error) || "—",
     ];
     for (const [index, text] of cells.entries()) {
       const td = document.createElement("td");
       td.textContent = text;
-      if (index === 1) td.className = loop.status;
+      if (index === 1) td.className = lost ? "backoff" : loop.status;
       tr.append(td);
     }
     return tr;
