@@ -145,15 +145,16 @@ class MqttLink:
             timeout=s.connect_timeout,
         )
         async with client:
-            await client.publish(s.availability_topic, ONLINE, qos=1, retain=True)
-            # Copies: a handler may subscribe more while these loops await.
-            for topic_filter in list(self._handlers):
-                await client.subscribe(topic_filter, qos=1)
-            self._client = client
-            self._backoff.reset()
-            self._set_state(connected=True, error=None)
-            log.info("mqtt %s: connected as %s", self._endpoint(), s.client_id)
             try:
+                # Set first: a filter registered while the loop below awaits is then
+                # subscribed by `subscribe()` itself (twice is harmless, never is not).
+                self._client = client
+                await client.publish(s.availability_topic, ONLINE, qos=1, retain=True)
+                for topic_filter in list(self._handlers):
+                    await client.subscribe(topic_filter, qos=1)
+                self._backoff.reset()
+                self._set_state(connected=True, error=None)
+                log.info("mqtt %s: connected as %s", self._endpoint(), s.client_id)
                 await self._serve_until(client, stop)
                 await client.publish(s.availability_topic, OFFLINE, qos=1, retain=True)
             finally:
