@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from daemon.api import auth, health, system, web
+from daemon.api import auth, cameras, health, system, web
 from daemon.api.deps import authenticate
 from daemon.state import AppState
 
@@ -30,7 +30,7 @@ def create_app(state: AppState) -> FastAPI:
         dependencies=[Depends(authenticate)],
     )
     app.state.loacam = state
-    for router in (health.router, auth.router, system.router, web.router):
+    for router in (health.router, auth.router, system.router, cameras.router, web.router):
         app.include_router(router)
     # Mounted apps bypass app dependencies: only public, data-free files belong here.
     app.mount("/static", web.static_files(), name="static")

@@ -1,4 +1,4 @@
-"""The `loacam` command: run, demo, check-config, user add."""
+"""The `loacam` command: run, demo, check-config, user add, discover."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from daemon.store.users import UserExistsError, add_user, record_audit
 
 EX_USAGE = 64
 EX_DATAERR = 65
+EX_UNAVAILABLE = 69
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
         "--host",
         default="127.0.0.1",
         help="HTTP address (default 127.0.0.1; 0.0.0.0 lets other office PCs connect)",
+    )
+
+    discover = commands.add_parser("discover", help="find ONVIF cameras on the local network")
+    discover.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds to wait for answers (default 3)"
+    )
+    discover.add_argument(
+        "--interface",
+        metavar="ADDR",
+        help="this computer's IPv4 address on the camera network (default: the route's)",
     )
 
     check = commands.add_parser("check-config", help="validate a config file (exit 0 or 78)")
@@ -66,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         from daemon.demo import run_demo  # noqa: PLC0415 - only the demo needs the simulators
 
         return run_demo(host=args.host, port=args.port)
+    if args.command == "discover":
+        return _discover(args.timeout, args.interface)
     config = _load_or_report(args.config)
     if config is None:
         return EX_CONFIG
@@ -82,6 +95,7 @@ def setup_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,  # importing `onvif` configures logging itself; ours wins
     )
     # alembic narrates every migration step at INFO; the store logs the revision itself.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -104,6 +118,32 @@ def _check_config(path: Path) -> int:
         f"{path}: OK (site {config.site}, {len(config.cameras)} cameras, "
         f"{len(config.speakers)} speakers)"
     )
+    return 0
+
+
+def _discover(timeout_s: float, interface_address: str | None) -> int:
+    from drivers.camera.discovery import DiscoveryError, discover  # noqa: PLC0415 - rarely used
+
+    if not 0 < timeout_s <= 60:
+        print("loacam: --timeout takes more than 0 and at most 60 seconds", file=sys.stderr)
+        return EX_USAGE
+    try:
+        devices = asyncio.run(discover(timeout_s, interface_address=interface_address))
+    except DiscoveryError as exc:
+        print(f"loacam: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    if not devices:
+        print("Không tìm thấy camera ONVIF nào.")
+        return 0
+    print(f"Tìm thấy {len(devices)} camera ONVIF:")
+    rows = [
+        (d.address, d.model or "-", d.name or "-", d.xaddrs[0] if d.xaddrs else "-")
+        for d in devices
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for *padded, xaddr in rows:
+        cells = [cell.ljust(width) for cell, width in zip(padded, widths, strict=True)]
+        print("", *cells, xaddr, sep="  ")
     return 0
 
 

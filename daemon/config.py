@@ -205,6 +205,16 @@ class CameraConfig(Model):
     share_with_district: bool = Field(
         default=False, description="Let users with the district role watch this camera."
     )
+    sync_time: bool = Field(
+        default=False, description="Set the camera's clock from this server's clock on connect."
+    )
+    enabled: bool = Field(default=True, description="Watch this camera (false: shown as offline).")
+    timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Deadline in seconds for each ONVIF call and snapshot."
+    )
+    keepalive_s: float = Field(
+        30.0, ge=1, le=600, description="Seconds between keep-alive checks of a connected camera."
+    )
 
 
 class SpeakerConfig(Model):

@@ -1,12 +1,15 @@
-"""`loacam demo`: a private broker, a throw-away database, a generated admin login."""
+"""`loacam demo`: a private broker, simulated cameras, a throw-away database, a generated login."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon.auth import Role, hash_password_blocking
 from daemon.cli import setup_logging
@@ -15,60 +18,125 @@ from daemon.service import run_daemon
 from daemon.store import Store
 from daemon.store.users import add_user
 from drivers.sim.broker import BrokerError, PrivateBroker
+from drivers.sim.onvif import CameraFaults, CameraIdentity, SimulatedOnvifCamera
+from drivers.sim.rtsp import SimulatedRtsp, SimulatorError
 
 DEMO_USER = "admin"
+EX_UNAVAILABLE = 69
 
 
-def demo_config(data_dir: Path, *, host: str, port: int, mqtt_port: int) -> Config:
+@dataclass(frozen=True)
+class DemoCamera:
+    id: str
+    name: str
+    share_with_district: bool
+    faults: CameraFaults
+    model: str
+
+
+def demo_cameras() -> tuple[DemoCamera, ...]:
+    """Two counter cameras: a healthy PTZ one, and one an hour off with no PTZ (it still works)."""
+    return (
+        DemoCamera(
+            id="motcua-1",
+            name="Bộ phận một cửa 1",
+            share_with_district=True,
+            faults=CameraFaults(),
+            model="SimCam PTZ",
+        ),
+        DemoCamera(
+            id="tiepdan-1",
+            name="Bàn tiếp công dân",
+            share_with_district=False,
+            faults=CameraFaults(clock_skew_s=3600, no_ptz=True),
+            model="SimCam 2",
+        ),
+    )
+
+
+def demo_config(
+    data_dir: Path, *, host: str, port: int, mqtt_port: int, cameras: list[dict[str, Any]]
+) -> Config:
     return Config.model_validate(
         {
             "site": "demo",
             "http": {"host": host, "port": port},
             "storage": {"path": str(data_dir)},
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+            "cameras": cameras,
         }
     )
 
 
 def run_demo(*, host: str, port: int) -> int:
     setup_logging("info")
-    with tempfile.TemporaryDirectory(prefix="loacam-demo-") as tmp:
-        broker = PrivateBroker(Path(tmp) / "mosquitto")
+    with tempfile.TemporaryDirectory(prefix="loacam-demo-") as tmp, contextlib.ExitStack() as stack:
+        # Started from this (main) thread: their parent-death signal follows it.
         try:
-            broker.start_blocking()
-        except BrokerError as exc:
+            broker = stack.enter_context(PrivateBroker(Path(tmp) / "mosquitto"))
+            media = {
+                camera.id: stack.enter_context(SimulatedRtsp(label=camera.id, log_dir=Path(tmp)))
+                for camera in demo_cameras()
+            }
+        except (BrokerError, SimulatorError) as exc:
             print(f"loacam demo: {exc}", file=sys.stderr)
-            return 69
-        try:
-            config = demo_config(Path(tmp) / "data", host=host, port=port, mqtt_port=broker.port)
-            password = secrets.token_urlsafe(12)
-            return asyncio.run(_demo(config, password))
-        finally:
-            broker.stop_blocking()
+            return EX_UNAVAILABLE
+        return asyncio.run(_demo(Path(tmp), host, port, broker.port, media))
 
 
-async def _demo(config: Config, password: str) -> int:
+async def _demo(
+    tmp: Path, host: str, port: int, mqtt_port: int, media: dict[str, SimulatedRtsp]
+) -> int:
+    password = secrets.token_urlsafe(12)
+    camera_password = secrets.token_urlsafe(12)
+    async with contextlib.AsyncExitStack() as stack:
+        cameras: list[dict[str, Any]] = []
+        for camera in demo_cameras():
+            sim = SimulatedOnvifCamera(
+                username="admin",
+                password=camera_password,
+                rtsp_main=media[camera.id].url("main"),
+                rtsp_sub=media[camera.id].url("sub"),
+                identity=CameraIdentity(model=camera.model, serial=f"DEMO-{camera.id.upper()}"),
+                faults=camera.faults,
+            )
+            await stack.enter_async_context(sim)
+            cameras.append(
+                {
+                    "id": camera.id,
+                    "name": camera.name,
+                    "host": sim.host,
+                    "port": sim.port,
+                    "username": "admin",
+                    "password": camera_password,
+                    "share_with_district": camera.share_with_district,
+                }
+            )
+        config = demo_config(
+            tmp / "data", host=host, port=port, mqtt_port=mqtt_port, cameras=cameras
+        )
+        await _add_admin(config, password)
+        return await run_daemon(config, on_ready=lambda: _announce(config, password))
+
+
+async def _add_admin(config: Config, password: str) -> None:
     store = await Store.open(config.storage.path)
     try:
-        await add_user(
-            store,
-            DEMO_USER,
-            Role.ADMIN.value,
-            await asyncio.to_thread(hash_password_blocking, password),
-        )
+        hashed = await asyncio.to_thread(hash_password_blocking, password)
+        await add_user(store, DEMO_USER, Role.ADMIN.value, hashed)
     finally:
         await store.close()
+
+
+def _announce(config: Config, password: str) -> None:
     shown_host = "127.0.0.1" if config.http.host in {"0.0.0.0", "::"} else config.http.host  # noqa: S104
     url = f"http://{shown_host}:{config.http.port}/"
-
-    def announce() -> None:
-        print(
-            f"\nloacam demo đang chạy / is running\n"
-            f"  Mở / open:            {url}\n"
-            f"  Đăng nhập / log in:   {DEMO_USER} / {password}\n"
-            f"  API:                  {url}docs\n"
-            f"  Dừng / stop:          Ctrl-C\n",
-            flush=True,
-        )
-
-    return await run_daemon(config, on_ready=announce)
+    print(
+        f"\nloacam demo đang chạy / is running\n"
+        f"  Mở / open:            {url}\n"
+        f"  Đăng nhập / log in:   {DEMO_USER} / {password}\n"
+        f"  Camera mô phỏng:      {', '.join(c.id for c in config.cameras)}\n"
+        f"  API:                  {url}docs\n"
+        f"  Dừng / stop:          Ctrl-C\n",
+        flush=True,
+    )

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.cameras.monitor import CameraStatus
 from daemon.state import AppState
 from daemon.supervisor import ChildStatus
 
@@ -33,9 +34,30 @@ class StateCollector(Collector):
             restarts.add_metric([child.name], float(child.restarts))
         yield up
         yield restarts
+        yield from _camera_metrics(state)
         started = GaugeMetricFamily("loacam_start_time_seconds", "Daemon start, Unix time")
         started.add_metric([], state.started_at.timestamp())
         yield started
+
+
+def _camera_metrics(state: AppState) -> Iterator[Metric]:
+    status = GaugeMetricFamily(
+        "loacam_camera_status",
+        "1 for the state each camera is in now",
+        labels=["camera", "status"],
+    )
+    failures = CounterMetricFamily(
+        "loacam_camera_failures", "Failed connections or keep-alives", labels=["camera"]
+    )
+    for camera in state.cameras.cameras():
+        current = camera.monitor.state
+        for candidate in CameraStatus:
+            status.add_metric(
+                [camera.config.id, candidate.value], float(candidate == current.status)
+            )
+        failures.add_metric([camera.config.id], float(current.reconnects))
+    yield status
+    yield failures
 
 
 def build_registry(state: AppState) -> CollectorRegistry:

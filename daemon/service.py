@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from daemon.app import create_app
 from daemon.auth import LoginThrottle, TokenService, load_or_create_token_key
+from daemon.cameras.manager import CameraManager
 from daemon.config import Config
 from daemon.http_server import HttpServer, bind
 from daemon.metrics import build_registry
@@ -87,13 +88,15 @@ async def _serve(
             "http: cannot listen on %s:%s: %s", config.http.host, config.http.port, exc.strerror
         )
         return EX_UNAVAILABLE
+    mqtt = MqttLink(mqtt_settings(config))
     state = AppState(
         config=config,
         store=store,
-        mqtt=MqttLink(mqtt_settings(config)),
+        mqtt=mqtt,
         supervisor=Supervisor(),
         tokens=TokenService(key, timedelta(minutes=config.auth.token_ttl_minutes)),
         throttle=LoginThrottle(config.auth.max_failed_logins, config.auth.lockout_minutes * 60.0),
+        cameras=CameraManager(config.site, list(config.cameras), store, mqtt),
     )
     state.registry = build_registry(state)
     http = HttpServer(create_app(state), sock, config.http.graceful_timeout_s)
@@ -101,8 +104,9 @@ async def _serve(
     async def report(child_stop: asyncio.Event) -> None:
         await _report_to_systemd(state, http, notifier, child_stop, on_ready)
 
-    # Start order: MQTT, HTTP, then the systemd reporter; stop order is the reverse.
+    # Start order: MQTT, cameras, HTTP, then the systemd reporter; stop in reverse.
     state.supervisor.add("mqtt", state.mqtt.run)
+    state.supervisor.add("cameras", state.cameras.run)
     state.supervisor.add("http", http.run)
     state.supervisor.add("systemd", report)
     try:

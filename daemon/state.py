@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from daemon.auth import LoginThrottle, TokenService
+from daemon.cameras.manager import CameraManager
 from daemon.config import Config
 from daemon.store import Store
 from daemon.supervisor import Supervisor
@@ -22,6 +23,7 @@ class AppState:
     supervisor: Supervisor
     tokens: TokenService
     throttle: LoginThrottle
+    cameras: CameraManager
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     storage_ok: bool = False

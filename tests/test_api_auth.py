@@ -20,6 +20,7 @@ from starlette.routing import Mount
 
 from daemon.app import create_app
 from daemon.auth import LoginThrottle, Role, TokenService, hash_password_blocking
+from daemon.cameras.manager import CameraManager
 from daemon.config import SecretSources
 from daemon.config_loader import parse_config
 from daemon.metrics import build_registry
@@ -73,13 +74,15 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     store = await Store.open(tmp_path)
     for role in Role:
         await add_user(store, role.value, role.value, password_hash(role))
+    mqtt = MqttLink(mqtt_settings(config))  # never started: MQTT reads as down
     state = AppState(
         config=config,
         store=store,
-        mqtt=MqttLink(mqtt_settings(config)),  # never started: MQTT reads as down
+        mqtt=mqtt,
         supervisor=Supervisor(),
         tokens=TokenService(b"k" * 32, timedelta(minutes=30)),
         throttle=LoginThrottle(3, 300.0),
+        cameras=CameraManager("t", [], store, mqtt),
     )
     state.registry = build_registry(state)
     app = create_app(state)

@@ -104,6 +104,16 @@ def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
         )
         assert login.status_code == 200
         assert login.json()["role"] == "admin"
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        def cameras() -> dict[str, str]:
+            listed = httpx.get(url + "api/v1/cameras", headers=headers, timeout=10).json()
+            return {camera["id"]: camera["status"] for camera in listed}
+
+        # Two simulated cameras; the one an hour off still comes online.
+        poll_until(lambda: cameras() == {"motcua-1": "online", "tiepdan-1": "online"}, timeout=30)
+        shot = httpx.get(url + "api/v1/cameras/motcua-1/snapshot.jpg", headers=headers, timeout=10)
+        assert shot.headers["content-type"] == "image/jpeg"
         brokers = children_named(process.pid, "mosquitto")
         assert len(brokers) == 1
 
@@ -120,10 +130,12 @@ def test_demo_killed_outright_leaves_no_broker_behind() -> None:
     with demo() as (process, output, _port):
         output.wait_for(LOGIN, timeout=30)
         (broker,) = children_named(process.pid, "mosquitto")
+        media = children_named(process.pid, "python3")  # the GStreamer RTSP servers
+        assert len(media) == 2
         process.kill()
         process.wait(timeout=10)
         # Gone, or a zombie waiting for init to reap it: either way no longer serving.
-        poll_until(lambda: _state(broker) == "Z")
+        poll_until(lambda: all(_state(pid) == "Z" for pid in (broker, *media)))
 
 
 def _state(pid: int) -> str:

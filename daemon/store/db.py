@@ -17,6 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters at DEBUG, stored camera passwords
+# included: keep it quieter than any level loacam can be set to.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 DB_FILE = "loacam.db"

@@ -32,3 +32,22 @@ audit_log = sa.Table(
     sa.Column("client", sa.String(64), nullable=False, server_default=""),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
 )
+
+# Cameras added through the API (cameras from the YAML file are never stored).
+# The password is kept because the camera needs it; it is never returned.
+cameras = sa.Table(
+    "cameras",
+    metadata,
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("host", sa.String(253), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("password", sa.String(255), nullable=True),
+    sa.Column("share_with_district", sa.Boolean, nullable=False),
+    sa.Column("sync_time", sa.Boolean, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("timeout_s", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -9,10 +9,49 @@ const ROLE_NAMES = {
   district: "cán bộ huyện",
   radio: "đài truyền thanh",
 };
-const LOOP_NAMES = { mqtt: "Kết nối MQTT (loa)", http: "Giao diện web / API", systemd: "Báo cáo cho systemd" };
+const LOOP_NAMES = {
+  mqtt: "Kết nối MQTT (loa)",
+  cameras: "Giám sát camera",
+  http: "Giao diện web / API",
+  systemd: "Báo cáo cho systemd",
+};
 const STATUS_NAMES = { running: "đang chạy", backoff: "đang thử lại", stopped: "đã dừng" };
 
+const CAMERA_STATUS = {
+  connecting: "đang kết nối",
+  online: "hoạt động",
+  auth_failed: "sai tài khoản/mật khẩu",
+  unreachable: "không liên lạc được",
+  degraded: "hoạt động chưa đầy đủ",
+  offline: "không theo dõi",
+};
+
 const $ = (id) => document.getElementById(id);
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+async function loadCameras() {
+  const { response, body } = await api("/api/v1/cameras");
+  if (!response.ok || body.length === 0) return;
+  $("cameras").hidden = false;
+  const rows = body.map((camera) => {
+    const tr = document.createElement("tr");
+    const since = new Date(camera.since).toLocaleString("vi-VN");
+    tr.append(
+      cell(camera.name),
+      cell(CAMERA_STATUS[camera.status] || camera.status, camera.status),
+      cell(since),
+      cell(camera.last_error || "—"),
+    );
+    return tr;
+  });
+  $("camera-rows").replaceChildren(...rows);
+}
 
 function detail(body, fallback) {
   // API errors read "Vietnamese (English)"; show the Vietnamese part.
@@ -73,6 +112,7 @@ async function enter() {
   $("who-name").textContent = `${body.username} (${role})`;
   $("welcome").textContent = `Xin chào ${body.username}. Bạn đăng nhập với vai trò ${role}.`;
   show(true);
+  await loadCameras();
   if (body.role === "admin" || body.role === "technician") {
     await loadStatus();
   }
@@ -101,6 +141,7 @@ $("login-form").addEventListener("submit", async (event) => {
 $("logout").addEventListener("click", async () => {
   await api("/api/v1/auth/logout", { method: "POST" });
   $("status").hidden = true;
+  $("cameras").hidden = true;
   show(false);
 });
 

@@ -1,0 +1,1 @@
+"""Cameras in the daemon: one monitor per camera, a manager for the set, their states."""

@@ -1,0 +1,1 @@
+"""Cameras: ONVIF control, stream capture and WS-Discovery."""

@@ -1,0 +1,220 @@
+"""Real RTSP media for a simulated camera: `gst_rtsp_server.py` as a child process.
+
+GStreamer's RTSP server needs PyGObject, which the system interpreter has and the
+project's virtual environment does not; so the server is a separate script run by
+`/usr/bin/python3`, and this module only starts, watches and stops it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Literal
+
+from drivers.sim.broker import free_port
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
+HOST = "127.0.0.1"
+
+Stream = Literal["main", "sub"]
+Codec = Literal["h264", "h265"]
+
+
+class SimulatorError(Exception):
+    """A simulator could not be started."""
+
+
+def _die_with_parent_preexec() -> Callable[[], None]:
+    """A preexec function: the kernel SIGTERMs the child when its parent thread ends.
+
+    That covers a parent killed outright (SIGKILL), so no orphan server keeps the port.
+    The death signal follows the *thread* that forked: start servers from a long-lived
+    thread (the main thread), not from a worker thread of a pool. libc is looked up
+    here, in the parent, so the child only makes one system call before exec.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return set_death_signal
+
+
+class SimulatedRtsp:
+    """A camera's RTSP service on 127.0.0.1: `/main` 1280x720 and `/sub` 640x360.
+
+    `stop_after_s`/`resume_after_s` make the service vanish (sessions torn down, new
+    connections refused) after that much serving and come back after that much absence,
+    repeatedly. Stop and start it again to simulate a camera reboot: the port is kept.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        label: str = "cam",
+        fps: int = 15,
+        stop_after_s: float | None = None,
+        resume_after_s: float | None = None,
+        codec: Codec = "h264",
+        log_dir: Path | None = None,
+    ) -> None:
+        self.port = port or free_port(HOST)
+        self.label = label
+        self.fps = fps
+        self.stop_after_s = stop_after_s
+        self.resume_after_s = resume_after_s
+        self.codec: Codec = codec
+        self.log_dir = log_dir
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def url(self, stream: Stream = "main") -> str:
+        return f"rtsp://{HOST}:{self.port}/{stream}"
+
+    @property
+    def log_path(self) -> Path | None:
+        """The server's stderr, kept when a `log_dir` was given (else an unnamed file)."""
+        return None if self.log_dir is None else self.log_dir / self._log_name
+
+    @property
+    def _log_name(self) -> str:
+        return f"rtsp-{self.label}-{self.port}.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def command(self) -> list[str]:
+        # -I: the daemon's environment (PYTHONPATH, a venv's PYTHONHOME) must not
+        # leak into the system interpreter that has PyGObject.
+        command = [
+            SYSTEM_PYTHON,
+            "-I",
+            str(SERVER_SCRIPT),
+            "--address",
+            HOST,
+            "--port",
+            str(self.port),
+            "--fps",
+            str(self.fps),
+            "--label",
+            self.label,
+            "--codec",
+            self.codec,
+        ]
+        if self.stop_after_s:
+            command += ["--stop-after", str(self.stop_after_s)]
+        if self.resume_after_s:
+            command += ["--resume-after", str(self.resume_after_s)]
+        return command
+
+    def start_blocking(self, timeout: float = 20.0) -> None:
+        """Start the server and wait for its `READY` line."""
+        if self.running:
+            return
+        self._log = self._open_log()
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - fixed interpreter, argument list
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                bufsize=0,
+                # Its own session: a Ctrl-C meant for the daemon is not the camera's.
+                start_new_session=True,
+                preexec_fn=_die_with_parent_preexec(),  # noqa: PLW1509 - one prctl, then exec
+            )
+        except OSError as error:
+            self._close_log()
+            raise SimulatorError(f"cannot run {SYSTEM_PYTHON}: {error}") from error
+        try:
+            self._await_ready_blocking(self._process, timeout)
+        except SimulatorError as error:
+            tail = self._stderr_tail()
+            self.stop_blocking()
+            raise SimulatorError(f"{error}; stderr: {tail}") from None
+
+    def _await_ready_blocking(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        """Read the child's stdout until a full line, within `timeout` seconds."""
+        stdout = process.stdout
+        if stdout is None:  # pragma: no cover - stdout=PIPE above
+            raise SimulatorError("no stdout pipe")
+        deadline = time.monotonic() + timeout
+        received = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while b"\n" not in received:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SimulatorError(f"RTSP server not ready in {timeout} s")
+                if not selector.select(remaining):
+                    continue
+                chunk = os.read(stdout.fileno(), 4096)
+                if not chunk:
+                    process.wait()
+                    raise SimulatorError(f"RTSP server exited with status {process.returncode}")
+                received += chunk
+        line = received.split(b"\n", 1)[0].decode(errors="replace").strip()
+        if line != f"READY {self.port}":
+            raise SimulatorError(f"unexpected first line from the RTSP server: {line!r}")
+
+    def stop_blocking(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        self._close_log()
+
+    def _open_log(self) -> IO[bytes]:
+        if self.log_dir is None:
+            return tempfile.TemporaryFile(prefix="loacam-rtsp-")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Appended to across restarts, and read back for the error message.
+        return (self.log_dir / self._log_name).open("a+b")
+
+    def _stderr_tail(self, size: int = 800) -> str:
+        if self._log is None:
+            return ""
+        self._log.flush()
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - size))
+        return self._log.read().decode(errors="replace").strip()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> SimulatedRtsp:
+        self.start_blocking()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop_blocking()

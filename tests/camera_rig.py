@@ -1,0 +1,157 @@
+"""A running camera manager with the real API in front and simulated cameras behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+
+from daemon.app import create_app
+from daemon.auth import LoginThrottle, Role, TokenService, hash_password_blocking
+from daemon.cameras.manager import CameraManager
+from daemon.config import SecretSources
+from daemon.config_loader import parse_config
+from daemon.metrics import build_registry
+from daemon.service import mqtt_settings
+from daemon.state import AppState
+from daemon.store import Store
+from daemon.store.users import UserExistsError, add_user
+from daemon.supervisor import Supervisor
+from drivers.mqtt import MqttLink
+from drivers.sim.onvif import CameraFaults, CameraIdentity, SimulatedOnvifCamera
+from drivers.sim.rtsp import SimulatedRtsp
+
+SITE = "rig"
+CAMERA_PASSWORD = "Cam-Secret-77"  # searched for in every response and log line
+PASSWORDS = {role: f"{role.value}-password-1" for role in Role}
+
+
+@functools.cache
+def password_hash(role: Role) -> str:
+    return hash_password_blocking(PASSWORDS[role])
+
+
+@dataclass
+class Rig:
+    state: AppState
+    client: httpx.AsyncClient
+    broker_port: int
+    sims: dict[str, SimulatedOnvifCamera] = field(default_factory=dict)
+    tokens: dict[Role, str] = field(default_factory=dict)
+
+    async def as_role(self, role: Role, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if role not in self.tokens:
+            login = await self.client.post(
+                "/api/v1/auth/login", json={"username": role.value, "password": PASSWORDS[role]}
+            )
+            self.tokens[role] = login.json()["access_token"]
+            self.client.cookies.clear()  # each call says who it is through its header
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def wait_status(
+        self, camera_id: str, wanted: str, within_s: float = 20.0
+    ) -> dict[str, Any]:
+        """Wait for the camera's retained MQTT status to say `wanted`."""
+        topic = f"loacam/{SITE}/camera/{camera_id}/status"
+        identifier = f"rig-probe-{time.monotonic_ns()}"
+        async with aiomqtt.Client("127.0.0.1", self.broker_port, identifier=identifier) as probe:
+            await probe.subscribe(topic, qos=1)
+            async with asyncio.timeout(within_s):
+                async for message in probe.messages:
+                    if not isinstance(message.payload, bytes) or not message.payload:
+                        continue
+                    status: dict[str, Any] = json.loads(message.payload)
+                    if status["status"] == wanted:
+                        return status
+        raise AssertionError("unreachable")
+
+
+def camera_yaml(camera_id: str, sim: SimulatedOnvifCamera, **extra: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": camera_id,
+        "name": f"Camera {camera_id}",
+        "host": "127.0.0.1",
+        "port": sim.port,
+        "username": "admin",
+        "password": CAMERA_PASSWORD,
+        "timeout_s": 2,
+        "keepalive_s": 1,
+    }
+    return entry | extra
+
+
+def simulated(
+    rtsp: SimulatedRtsp, *, faults: CameraFaults | None = None, serial: str = "SIM-1"
+) -> SimulatedOnvifCamera:
+    return SimulatedOnvifCamera(
+        username="admin",
+        password=CAMERA_PASSWORD,
+        rtsp_main=rtsp.url("main"),
+        rtsp_sub=rtsp.url("sub"),
+        identity=CameraIdentity(serial=serial),
+        faults=faults,
+    )
+
+
+@asynccontextmanager
+async def camera_rig(
+    tmp_path: Path,
+    broker_port: int,
+    sims: dict[str, SimulatedOnvifCamera],
+    cameras: list[dict[str, Any]],
+) -> AsyncIterator[Rig]:
+    for sim in sims.values():
+        await sim.start()
+    config = parse_config(
+        json.dumps(
+            {
+                "site": SITE,
+                "storage": {"path": str(tmp_path)},
+                "mqtt": {"host": "127.0.0.1", "port": broker_port},
+                "cameras": cameras,
+            }
+        ),
+        "rig.yaml",
+        SecretSources({}, None),
+    )
+    store = await Store.open(tmp_path)
+    for role in Role:
+        with contextlib.suppress(UserExistsError):  # a second rig on the same store
+            await add_user(store, role.value, role.value, password_hash(role))
+    mqtt = MqttLink(mqtt_settings(config))
+    state = AppState(
+        config=config,
+        store=store,
+        mqtt=mqtt,
+        supervisor=Supervisor(),
+        tokens=TokenService(b"k" * 32, timedelta(minutes=30)),
+        throttle=LoginThrottle(50, 60.0),
+        cameras=CameraManager(SITE, list(config.cameras), store, mqtt),
+    )
+    state.registry = build_registry(state)
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(mqtt.run(stop)), asyncio.create_task(state.cameras.run(stop))]
+    transport = httpx.ASGITransport(app=create_app(state), client=("10.1.2.3", 4444))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://loacam.test", timeout=30
+        ) as client:
+            yield Rig(state, client, broker_port, sims)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*loops), 15)
+        for sim in sims.values():
+            await sim.stop()
+        await store.close()
