@@ -164,6 +164,31 @@ async def test_digest_only_snapshot_and_a_camera_without_ptz(
             assert "không có chức năng PTZ" in answer.json()["detail"]
 
 
+async def test_snapshot_falls_back_to_basic_and_then_to_the_stream(
+    tmp_path: Path, broker: PrivateBroker, rtsp: SimulatedRtsp
+) -> None:
+    basic = simulated(rtsp, faults=CameraFaults(snapshot_basic_only=True), serial="BASIC")
+    none = simulated(rtsp, faults=CameraFaults(no_snapshot_uri=True), serial="NONE")
+    cameras = [camera_yaml("basic", basic), camera_yaml("none", none)]
+    async with camera_rig(tmp_path, broker.port, {"basic": basic, "none": none}, cameras) as rig:
+        await rig.wait_status("basic", "online")
+        await rig.wait_status("none", "online")
+
+        shot = await rig.as_role(Role.LEADER, "GET", "/api/v1/cameras/basic/snapshot.jpg")
+        assert shot.status_code == 200
+        assert decode(shot.content) == (1280, 720)
+        assert basic.requests["snapshot"] >= 2  # Digest refused, then Basic served
+
+        # No snapshot URL at all: a frame of the camera's own RTSP stream.
+        for stream, size in (("main", (1280, 720)), ("sub", (640, 360))):
+            shot = await rig.as_role(
+                Role.LEADER, "GET", f"/api/v1/cameras/none/snapshot.jpg?stream={stream}"
+            )
+            assert shot.status_code == 200
+            assert decode(shot.content) == size
+        assert none.requests["snapshot"] == 0
+
+
 async def test_camera_down_then_back_without_restarting(
     tmp_path: Path, broker: PrivateBroker, rtsp: SimulatedRtsp
 ) -> None:

@@ -276,11 +276,17 @@ class SimulatedOnvifCamera:
         )
         if faults.wrong_password:  # the client's password is never the camera's
             verdict = Verdict.DENIED
+        scheme = request.headers.get("authorization", "").partition(" ")[0].lower()
+        if faults.snapshot_basic_only and scheme != "basic":
+            verdict = Verdict.DENIED
         if verdict is not Verdict.OK:
             response = Response("Unauthorized\n", status_code=401, media_type="text/plain")
-            for challenge in self._http_auth.challenges(
+            challenges = self._http_auth.challenges(
                 allow_basic=allow_basic, stale=verdict is Verdict.STALE
-            ):
+            )
+            if faults.snapshot_basic_only:
+                challenges = challenges[-1:]  # the Basic challenge alone
+            for challenge in challenges:
                 response.headers.append("WWW-Authenticate", challenge)
             return response
         token = request.query_params.get("profile", "main")

@@ -23,6 +23,8 @@ class CameraFaults:
     """Device clock = real clock + skew; WS-Security `Created` is checked against it (±5 min)."""
     snapshot_digest_only: bool = False
     """The snapshot URL accepts only HTTP Digest (Basic gets a 401 with a Digest challenge)."""
+    snapshot_basic_only: bool = False
+    """The snapshot URL accepts only HTTP Basic, as on old cameras (Digest gets a 401)."""
     no_ptz: bool = False
     """No PTZ service advertised; PTZ calls answer a SOAP Fault (ter:ActionNotSupported)."""
     no_snapshot_uri: bool = False
