@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +33,6 @@ from drivers.mqtt import MqttLink
 from drivers.sim.onvif import CameraFaults, CameraIdentity, SimulatedOnvifCamera
 from drivers.sim.rtsp import SimulatedRtsp
 
-SITE = "rig"
 CAMERA_PASSWORD = "Cam-Secret-77"  # searched for in every response and log line
 PASSWORDS = {role: f"{role.value}-password-1" for role in Role}
 
@@ -44,6 +44,7 @@ def password_hash(role: Role) -> str:
 
 @dataclass
 class Rig:
+    site: str
     state: AppState
     client: httpx.AsyncClient
     broker_port: int
@@ -64,7 +65,7 @@ class Rig:
         self, camera_id: str, wanted: str, within_s: float = 20.0
     ) -> dict[str, Any]:
         """Wait for the camera's retained MQTT status to say `wanted`."""
-        topic = f"loacam/{SITE}/camera/{camera_id}/status"
+        topic = f"loacam/{self.site}/camera/{camera_id}/status"
         identifier = f"rig-probe-{time.monotonic_ns()}"
         async with aiomqtt.Client("127.0.0.1", self.broker_port, identifier=identifier) as probe:
             await probe.subscribe(topic, qos=1)
@@ -114,10 +115,12 @@ async def camera_rig(
 ) -> AsyncIterator[Rig]:
     for sim in sims.values():
         await sim.start()
+    # A site of its own: a retained status left by an earlier test must not answer a wait.
+    site = f"rig-{secrets.token_hex(4)}"
     config = parse_config(
         json.dumps(
             {
-                "site": SITE,
+                "site": site,
                 "storage": {"path": str(tmp_path)},
                 "mqtt": {"host": "127.0.0.1", "port": broker_port},
                 "cameras": cameras,
@@ -138,7 +141,7 @@ async def camera_rig(
         supervisor=Supervisor(),
         tokens=TokenService(b"k" * 32, timedelta(minutes=30)),
         throttle=LoginThrottle(50, 60.0),
-        cameras=CameraManager(SITE, list(config.cameras), store, mqtt),
+        cameras=CameraManager(site, list(config.cameras), store, mqtt),
     )
     state.registry = build_registry(state)
     stop = asyncio.Event()
@@ -148,7 +151,7 @@ async def camera_rig(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://loacam.test", timeout=30
         ) as client:
-            yield Rig(state, client, broker_port, sims)
+            yield Rig(site, state, client, broker_port, sims)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*loops), 15)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drivers.camera.model import Profile, choose_streams
-from drivers.camera.urls import redact, with_credentials
+from drivers.camera.urls import pin_host, redact, with_credentials
 
 
 def test_credentials_go_in_encoded_and_come_out_redacted() -> None:
@@ -48,3 +48,14 @@ def test_no_profile_at_all() -> None:
         None,
         ("Camera không có profile video nào (no video profile)",),
     )
+
+
+def test_passwords_holding_at_signs_or_slashes_are_fully_hidden() -> None:
+    assert redact("open rtsp://admin:p@ss/w@cam:554/x failed") == "open rtsp://***@cam:554/x failed"
+
+
+def test_urls_are_pinned_to_the_configured_camera_host() -> None:
+    # A camera behind NAT (or a hostile one) names another host: credentials go only to ours.
+    assert pin_host("rtsp://192.168.1.64:554/s", "10.0.0.5") == "rtsp://10.0.0.5:554/s"
+    assert pin_host("http://10.0.0.5/snap.jpg", "10.0.0.5") == "http://10.0.0.5/snap.jpg"
+    assert pin_host(None, "10.0.0.5") is None

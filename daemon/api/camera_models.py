@@ -139,9 +139,11 @@ class ReconnectOut(BaseModel):
 
 
 class CameraDetail(CameraOut):
-    host: str
-    port: int
-    username: str
+    """Technicians see where the camera is; viewers only what they watch."""
+
+    host: str | None
+    port: int | None
+    username: str | None
     sync_time: bool
     timeout_s: float
     keepalive_s: float
@@ -154,20 +156,23 @@ class CameraDetail(CameraOut):
     reconnect: ReconnectOut
 
     @classmethod
-    def detail(cls, camera: ManagedCamera) -> CameraDetail:
+    def detail(cls, camera: ManagedCamera, *, technical: bool = True) -> CameraDetail:
         state: CameraState = camera.monitor.state
         probe = state.probe
         c = camera.config
+        profiles = [ProfileOut.of(p) for p in probe.profiles] if probe else []
+        if not technical:
+            profiles = [p.model_copy(update={"stream_uri": None}) for p in profiles]
         return cls(
             **CameraOut.of(camera).model_dump(),
-            host=c.host,
-            port=c.port,
-            username=c.username,
+            host=c.host if technical else None,
+            port=c.port if technical else None,
+            username=c.username if technical else None,
             sync_time=c.sync_time,
             timeout_s=c.timeout_s,
             keepalive_s=c.keepalive_s,
             device=ProbeOut.of(probe).device if probe else None,
-            profiles=[ProfileOut.of(p) for p in probe.profiles] if probe else [],
+            profiles=profiles,
             main_profile=probe.main.token if probe and probe.main else None,
             sub_profile=probe.sub.token if probe and probe.sub else None,
             clock_offset_s=state.clock_offset_s,

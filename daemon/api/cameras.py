@@ -102,7 +102,8 @@ async def list_cameras(state: State, claims: Principal) -> list[CameraOut]:
 @router.get("/{camera_id}")
 async def camera_detail(camera_id: str, state: State, claims: Principal) -> CameraDetail:
     """Status, last error, device, profiles, clock offset and reconnect timing."""
-    return CameraDetail.detail(_visible(state, claims, camera_id))
+    technical = claims.role in {Role.ADMIN, Role.TECHNICIAN}
+    return CameraDetail.detail(_visible(state, claims, camera_id), technical=technical)
 
 
 @router.get("/{camera_id}/snapshot.jpg", response_class=Response)

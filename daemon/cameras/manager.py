@@ -31,6 +31,7 @@ from drivers.mqtt import MqttLink, MqttLinkError
 log = logging.getLogger(__name__)
 
 Source = Literal["config", "api"]
+STOP_GRACE_S = 1.0
 
 
 class CameraConflictError(Exception):
@@ -57,7 +58,10 @@ class CameraManager:
         self._cameras: dict[str, ManagedCamera] = {}
         self._group: asyncio.TaskGroup | None = None
         self._dirty: set[str] = set()
+        self._removed: set[str] = set()  # retained statuses still to clear on MQTT
         self._wake = asyncio.Event()
+        # add/update/remove change the store and the running monitors together.
+        self._changing = asyncio.Lock()
 
     def cameras(self) -> list[ManagedCamera]:
         return sorted(self._cameras.values(), key=lambda c: c.config.id)
@@ -83,8 +87,7 @@ class CameraManager:
                 group.create_task(self._watch_mqtt()),
             ]
             await stop.wait()
-            for camera in list(self._cameras.values()):
-                await self._stop(camera)
+            await asyncio.gather(*(self._stop(c) for c in list(self._cameras.values())))
             for task in helpers:
                 task.cancel()
         self._group = None
@@ -98,33 +101,44 @@ class CameraManager:
             await driver.close()
 
     async def add(self, config: CameraConfig) -> ManagedCamera:
-        if config.id in self._cameras:
-            raise CameraConflictError(f"Đã có camera mã {config.id!r} (id already used)")
-        try:
-            await insert_camera(self._store, config)
-        except CameraExistsError as exc:
-            raise CameraConflictError(f"Đã có camera mã {config.id!r} (id already used)") from exc
-        return self._start(config, "api")
+        async with self._changing:
+            if config.id in self._cameras:
+                raise CameraConflictError(f"Đã có camera mã {config.id!r} (id already used)")
+            try:
+                await insert_camera(self._store, config)
+            except CameraExistsError as exc:
+                raise CameraConflictError(
+                    f"Đã có camera mã {config.id!r} (id already used)"
+                ) from exc
+            self._removed.discard(config.id)
+            return self._start(config, "api")
 
     async def update(self, config: CameraConfig) -> ManagedCamera:
-        current = self._editable(config.id)
-        await update_camera(self._store, config)
-        await self._stop(current)
-        return self._start(config, "api")
+        async with self._changing:
+            current = self._editable(config.id)
+            await update_camera(self._store, config)
+            await self._stop(current)
+            return self._start(config, "api")
 
     async def remove(self, camera_id: str) -> None:
-        current = self._editable(camera_id)
-        await delete_camera(self._store, camera_id)
-        await self._stop(current)
-        del self._cameras[camera_id]
-        # An empty retained message deletes the retained status of a removed camera.
-        await self._try_publish(self._topic(camera_id), b"")
+        async with self._changing:
+            current = self._editable(camera_id)
+            await delete_camera(self._store, camera_id)
+            await self._stop(current)
+            self._cameras.pop(camera_id, None)
+            # An empty retained message deletes the removed camera's retained status;
+            # the publisher retries it until the broker has it.
+            self._removed.add(camera_id)
+            self._dirty.discard(camera_id)
+            self._wake.set()
 
     def _editable(self, camera_id: str) -> ManagedCamera:
-        camera = self._cameras[camera_id]
+        camera = self._cameras.get(camera_id)
+        if camera is None:
+            raise CameraConflictError(f"Không còn camera mã {camera_id!r} (no longer exists)")
         if camera.source == "config":
             raise CameraConflictError(
-                "Camera này khai báo trong tệp cấu hình: hãy sửa tệp /etc/loacam/loacam.yaml "
+                "Camera này khai báo trong tệp cấu hình, hãy sửa ở đó "
                 "(defined in the configuration file)"
             )
         return camera
@@ -144,8 +158,14 @@ class CameraManager:
 
     async def _stop(self, camera: ManagedCamera) -> None:
         camera.stop.set()
-        if camera.task is not None:
-            await camera.task
+        if camera.task is None:
+            return
+        # A monitor in the middle of a slow connect notices `stop` only after it: give
+        # it a moment, then cancel (its driver is closed in its `finally`).
+        await asyncio.wait({camera.task}, timeout=STOP_GRACE_S)
+        if not camera.task.done():
+            camera.task.cancel()
+            await asyncio.gather(camera.task, return_exceptions=True)
 
     def _changed(self, camera_id: str, _state: CameraState) -> None:
         self._dirty.add(camera_id)
@@ -160,6 +180,9 @@ class CameraManager:
                 # A new broker session (or a restarted broker): say everything again.
                 connects = self._mqtt.state.connects
                 self._dirty |= set(self._cameras)
+            for camera_id in sorted(self._removed):
+                if await self._try_publish(self._topic(camera_id), b""):
+                    self._removed.discard(camera_id)
             for camera_id in sorted(self._dirty):
                 camera = self._cameras.get(camera_id)
                 if camera is None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Stream = Literal["main", "sub"]
 RECENT_ATTEMPTS = 10
+CLOCK_DRIFT_S = 60.0
 
 
 class CameraStatus(StrEnum):
@@ -38,6 +39,9 @@ class CameraStatus(StrEnum):
     UNREACHABLE = "unreachable"
     DEGRADED = "degraded"
     OFFLINE = "offline"
+
+
+FAILED = frozenset({CameraStatus.AUTH_FAILED, CameraStatus.UNREACHABLE, CameraStatus.DEGRADED})
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class CameraMonitor:
         self._on_change = on_change
         self._backoff = backoff or Backoff(initial=1.0, cap=60.0)
         self._driver: OnvifCamera | None = None
+        self._grab_slot = asyncio.Semaphore(1)
         initial = CameraStatus.CONNECTING if config.enabled else CameraStatus.OFFLINE
         self.state = CameraState(initial, datetime.now(UTC))
 
@@ -105,16 +110,26 @@ class CameraMonitor:
 
     async def _attempt(self, stop: asyncio.Event) -> None:
         attempts = (*self.state.attempt_times, datetime.now(UTC))[-RECENT_ATTEMPTS:]
-        self._set(status=CameraStatus.CONNECTING, attempt_times=attempts, next_attempt_at=None)
+        # A retry keeps the failure it retries ("auth_failed since 08:00"); only a first
+        # attempt, or one after the camera was working, shows as connecting.
+        status = self.state.status
+        if status not in FAILED:
+            status = CameraStatus.CONNECTING
+        self._set(status=status, attempt_times=attempts, next_attempt_at=None)
         driver = OnvifCamera(self.endpoint())
         try:
             probe = await driver.connect()
+            warnings = list(probe.warnings)
             offset = probe.clock_offset_s
             synced = self.state.time_synced_at
             if self.config.sync_time:
-                await driver.set_time(datetime.now(UTC))
-                offset, synced = await driver.clock_offset(), datetime.now(UTC)
-            warning = "; ".join(probe.warnings) or None
+                try:
+                    await driver.set_time(datetime.now(UTC))
+                    offset, synced = await driver.clock_offset(), datetime.now(UTC)
+                except CameraError as exc:
+                    # Often only the right to set the clock is missing: still usable.
+                    warnings.append(f"Không chỉnh được đồng hồ camera: {exc}")
+            warning = "; ".join(warnings) or None
             status = CameraStatus.DEGRADED if warning else CameraStatus.ONLINE
             self._driver = driver
             self._backoff.reset()
@@ -139,7 +154,18 @@ class CameraMonitor:
             await pause(stop, self.config.keepalive_s)
             if stop.is_set():
                 return
-            self._set(clock_offset_s=await driver.clock_offset())
+            offset = await driver.clock_offset()
+            self._set(clock_offset_s=offset)
+            measured = self.state.probe.clock_offset_s if self.state.probe else offset
+            if abs(offset - measured) > CLOCK_DRIFT_S:
+                # The library signs with the offset measured at connect time; once the
+                # camera's clock has moved (someone set it), a new session is needed.
+                log.info(
+                    "camera %s: clock moved by %.0f s; reconnecting",
+                    self.config.id,
+                    offset - measured,
+                )
+                return
 
     def _fail(self, status: CameraStatus, exc: CameraError) -> None:
         log.warning("camera %s: %s: %s", self.config.id, status.value, exc)
@@ -171,18 +197,28 @@ class CameraMonitor:
         """The camera's snapshot (Digest, then Basic); else a frame from its stream."""
         driver, profile = self.driver(), self.profile(stream)
         if profile.snapshot_uri is not None:
-            image = await driver.snapshot(profile)
+            try:
+                image = await driver.snapshot(profile)
+            except CameraError as exc:
+                # e.g. the ONVIF user may not read the snapshot URL: the stream still works.
+                log.info(
+                    "camera %s: snapshot URL failed (%s); using the stream", self.config.id, exc
+                )
+                image = None
             if image:
                 return image
-        if profile.stream_uri is None:
-            raise CameraProtocolError("Camera không có ảnh chụp lẫn luồng video (no snapshot)")
+        uri = profile.stream_uri
+        if uri is None or not uri.lower().startswith(("rtsp://", "rtsps://")):
+            raise CameraProtocolError("Camera không có ảnh chụp lẫn luồng RTSP (no snapshot)")
         endpoint = self.endpoint()
-        url = with_credentials(profile.stream_uri, endpoint.username, endpoint.password)
-        try:
-            # OpenCV blocks while it opens the stream and decodes: keep it off the loop.
-            return await asyncio.to_thread(grab_jpeg_blocking, url, endpoint.timeout_s * 2)
-        except GrabError as exc:
-            raise CameraUnreachableError(f"Không lấy được ảnh từ luồng video: {exc}") from exc
+        url = with_credentials(uri, endpoint.username, endpoint.password)
+        # One grab at a time per camera: each holds a worker thread for seconds.
+        async with self._grab_slot:
+            try:
+                # OpenCV blocks while it opens the stream and decodes: keep it off the loop.
+                return await asyncio.to_thread(grab_jpeg_blocking, url, endpoint.timeout_s * 2)
+            except GrabError as exc:
+                raise CameraUnreachableError(f"Không lấy được ảnh từ luồng video: {exc}") from exc
 
     async def sync_time(self) -> float:
         driver = self.driver()

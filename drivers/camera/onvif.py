@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
 import zeep.exceptions
-from lxml import etree
 from onvif import ONVIFCamera
 from onvif.exceptions import ONVIFAuthError, ONVIFError, ONVIFTimeoutError
 from onvif.util import is_auth_error, stringify_onvif_error
@@ -34,12 +36,15 @@ from drivers.camera.model import (
     Profile,
     choose_streams,
 )
-from drivers.camera.urls import redact
+from drivers.camera.urls import pin_host, redact
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 PTZ_NAMESPACE = "http://www.onvif.org/ver20/ptz/wsdl"
+VIETNAM_TZ = "ICT-7"  # POSIX TZ for UTC+7
+PTZ_MOVE_LIMIT = timedelta(seconds=10)
+MAX_DETAIL = 200
 
 
 class OnvifCamera:
@@ -87,19 +92,31 @@ class OnvifCamera:
         return self.probe
 
     async def _open(self) -> ONVIFCamera:
+        """A new library session; it replaces the current one only once it works."""
         e = self._endpoint
+        # The library deletes the proxy variables from the whole process: put them back.
+        proxies = {k: v for k, v in os.environ.items() if k in {"http_proxy", "https_proxy"}}
         # adjust_time: WS-Security timestamps follow the camera's clock, so a camera an
         # hour off still authenticates. no_cache: no zeep WSDL cache file on disk.
-        self._camera = ONVIFCamera(
+        camera = ONVIFCamera(
             e.host, e.port, e.username, e.password, adjust_time=True, no_cache=True
         )
-        await self._call("GetSystemDateAndTime/GetServices", self._camera.update_xaddrs())
-        return self._camera
+        os.environ.update(proxies)
+        try:
+            await self._call("GetSystemDateAndTime/GetServices", camera.update_xaddrs())
+        except BaseException:
+            await _close_quietly(camera, self.where)
+            raise
+        old, self._camera = self._camera, camera
+        if old is not None:
+            await _close_quietly(old, self.where)
+        return camera
 
     async def _profiles(self, *, has_ptz: bool) -> tuple[Profile, ...]:
         camera = self._require()
         media = await self._call("connect", camera.create_media_service())
         found: list[Profile] = []
+        host = self._endpoint.host
         for raw in await self._call("GetProfiles", media.GetProfiles()) or []:
             encoder = raw.VideoEncoderConfiguration
             if encoder is None:
@@ -114,8 +131,10 @@ class OnvifCamera:
                     width=int(encoder.Resolution.Width),
                     height=int(encoder.Resolution.Height),
                     fps=float(rate.FrameRateLimit) if rate is not None else None,
-                    stream_uri=await self._stream_uri(media, token),
-                    snapshot_uri=await self._call("GetSnapshotUri", camera.get_snapshot_uri(token)),
+                    stream_uri=pin_host(await self._stream_uri(media, token), host),
+                    snapshot_uri=pin_host(
+                        await self._call("GetSnapshotUri", camera.get_snapshot_uri(token)), host
+                    ),
                     ptz=has_ptz and getattr(raw, "PTZConfiguration", None) is not None,
                 )
             )
@@ -153,14 +172,20 @@ class OnvifCamera:
         return (camera_time - datetime.now(UTC)).total_seconds()
 
     async def set_time(self, now: datetime) -> None:
-        """SetSystemDateAndTime (manual, UTC) from the server clock."""
+        """SetSystemDateAndTime (manual) from the server clock, keeping the camera's zone."""
         camera = self._require()
         devicemgmt = await self._call("connect", camera.create_devicemgmt_service())
+        current = await self._call(
+            "GetSystemDateAndTime", devicemgmt.authless_GetSystemDateAndTime()
+        )
+        with _reading("GetSystemDateAndTime"):
+            zone = current.TimeZone.TZ if current.TimeZone is not None else None
         utc = now.astimezone(UTC)
         request = {
             "DateTimeType": "Manual",
             "DaylightSavings": False,
-            "TimeZone": {"TZ": "UTC"},
+            # The on-screen clock shows local time: keep the camera's zone, or Vietnam's.
+            "TimeZone": {"TZ": zone or VIETNAM_TZ},
             "UTCDateTime": {
                 "Date": {"Year": utc.year, "Month": utc.month, "Day": utc.day},
                 "Time": {"Hour": utc.hour, "Minute": utc.minute, "Second": utc.second},
@@ -168,8 +193,8 @@ class OnvifCamera:
         }
         await self._call("SetSystemDateAndTime", devicemgmt.SetSystemDateAndTime(request))
         # The library signs with the offset it measured at connect time, which is now
-        # wrong: open a fresh session that measures the corrected clock.
-        await camera.close()
+        # wrong: a fresh session measures the corrected clock (the old one stays usable
+        # until the new one works).
         await self._open()
 
     async def reboot(self) -> str:
@@ -180,7 +205,8 @@ class OnvifCamera:
     async def ptz_move(self, profile: str, pan: float, tilt: float, zoom: float) -> None:
         ptz = await self._ptz()
         velocity = {"PanTilt": {"x": pan, "y": tilt}, "Zoom": {"x": zoom}}
-        request = {"ProfileToken": profile, "Velocity": velocity}
+        # A Timeout, so a lost Stop (a closed browser tab) does not leave the camera panning.
+        request = {"ProfileToken": profile, "Velocity": velocity, "Timeout": PTZ_MOVE_LIMIT}
         await self._call("ContinuousMove", ptz.ContinuousMove(request))
 
     async def ptz_stop(self, profile: str) -> None:
@@ -239,10 +265,7 @@ class OnvifCamera:
     async def close(self) -> None:
         camera, self._camera = self._camera, None
         if camera is not None:
-            try:
-                await camera.close()
-            except (aiohttp.ClientError, OSError) as exc:
-                log.debug("camera %s: close: %s", self.where, exc)
+            await _close_quietly(camera, self.where)
 
     async def _ptz(self) -> Any:
         camera = self._require()
@@ -279,16 +302,19 @@ class OnvifCamera:
             if isinstance(exc.__cause__, aiohttp.ClientError | OSError):
                 raise self._unreachable(exc.__cause__) from exc
             raise CameraProtocolError(f"Lỗi ONVIF khi gọi {what}: {redact(str(exc))}") from exc
-        except (zeep.exceptions.Error, etree.LxmlError, AttributeError, ValueError) as exc:
-            # Malformed XML or a reply missing mandatory elements: a camera quirk.
+        except CameraError:
+            raise
+        except Exception as exc:
+            # A camera's reply can break the SOAP stack in ways it does not name (an
+            # empty Body → IndexError, a Fault without Reason → TypeError). At this
+            # edge, any other failure is the camera's, never a reason to stop the daemon.
             raise CameraProtocolError(
                 f"Camera trả lời {what} không đúng chuẩn ONVIF ({exc.__class__.__name__})"
             ) from exc
 
     def _unreachable(self, exc: BaseException) -> CameraUnreachableError:
         return CameraUnreachableError(
-            f"Không kết nối được tới camera tại {self.where} "
-            f"(cannot connect: {exc.__class__.__name__})"
+            f"Không kết nối được tới camera tại {self.where}: {_network_cause(exc)}"
         )
 
 
@@ -297,10 +323,29 @@ def _reading(what: str) -> Iterator[None]:
     """Reading a reply: a missing or mistyped element is the camera's fault, not ours."""
     try:
         yield
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+    except (AttributeError, TypeError, ValueError, LookupError) as exc:
         raise CameraProtocolError(
-            f"Camera trả lời {what} thiếu thông tin bắt buộc ({exc.__class__.__name__}: {exc})"
+            f"Camera trả lời {what} thiếu thông tin bắt buộc ({exc.__class__.__name__})"
         ) from exc
+
+
+async def _close_quietly(camera: ONVIFCamera, where: str) -> None:
+    try:
+        await camera.close()
+    except (aiohttp.ClientError, OSError) as exc:
+        log.debug("camera %s: close: %s", where, exc)
+
+
+def _network_cause(exc: BaseException) -> str:
+    """Why a connection failed, in words a technician can act on."""
+    root = getattr(exc, "os_error", None) or exc
+    if isinstance(root, ConnectionRefusedError):
+        return "camera từ chối kết nối — sai cổng, hoặc dịch vụ ONVIF chưa bật (connection refused)"
+    if isinstance(root, socket.gaierror):
+        return "không tìm thấy địa chỉ này (unknown host name)"
+    if isinstance(root, OSError) and root.errno in {errno.EHOSTUNREACH, errno.ENETUNREACH}:
+        return "không có đường mạng tới camera (no route to host)"
+    return f"lỗi mạng ({root.__class__.__name__})"
 
 
 def _auth_error() -> CameraAuthError:
@@ -311,9 +356,13 @@ def _auth_error() -> CameraAuthError:
 
 
 def _fault_error(what: str, fault: zeep.exceptions.Fault) -> CameraError:
-    if is_auth_error(fault):
-        return _auth_error()
-    text = redact(stringify_onvif_error(fault))
+    try:
+        if is_auth_error(fault):
+            return _auth_error()
+        text = redact(stringify_onvif_error(fault))
+    except (TypeError, AttributeError, ValueError):  # a Fault missing its Reason or Code
+        text = "SOAP Fault"
     if "ActionNotSupported" in text:
         return CameraUnsupportedError(f"Camera không hỗ trợ {what} ({what} not supported)")
-    return CameraProtocolError(f"Camera từ chối {what}: {text}")
+    # A camera may put a whole HTML page in its fault: keep the message readable.
+    return CameraProtocolError(f"Camera từ chối {what}: {text[:MAX_DETAIL]}")

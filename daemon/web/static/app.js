@@ -22,7 +22,7 @@ const CAMERA_STATUS = {
   online: "hoạt động",
   auth_failed: "sai tài khoản/mật khẩu",
   unreachable: "không liên lạc được",
-  degraded: "hoạt động chưa đầy đủ",
+  degraded: "trục trặc",
   offline: "không theo dõi",
 };
 

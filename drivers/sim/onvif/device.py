@@ -251,7 +251,10 @@ class SimulatedOnvifCamera:
             parsed = parse_request(body)
             envelope_ns = parsed.envelope_ns
             self._model.requests[parsed.operation] += 1
-            reply = render_envelope(envelope_ns, handle(self._model, service, parsed))
+            answer = handle(self._model, service, parsed)
+            if self._model.faults.empty_body and parsed.operation != "GetSystemDateAndTime":
+                answer = ""
+            reply = render_envelope(envelope_ns, answer)
             status = 200
         except SoapFaultError as fault:
             reply = render_fault(envelope_ns, fault)
@@ -304,4 +307,5 @@ class SimulatedOnvifCamera:
         jpeg = await asyncio.to_thread(
             render_jpeg_blocking, profile.width, profile.height, lines, time.monotonic()
         )
+        model.requests["snapshot_served"] += 1
         return Response(jpeg, media_type="image/jpeg")

@@ -33,6 +33,8 @@ class CameraFaults:
     """Both profiles' video encoders report Encoding H265."""
     soap_delay_s: float = 0.0
     """Every SOAP reply is held back this long (to exceed a client's timeout)."""
+    empty_body: bool = False
+    """Replies (but GetSystemDateAndTime) carry an empty SOAP Body, as buggy firmware does."""
 
 
 @dataclass(frozen=True, kw_only=True)
