@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from daemon.api import auth, cameras, health, system, web
+from daemon.api import auth, cameras, health, live, system, web
 from daemon.api.deps import authenticate
 from daemon.state import AppState
 
@@ -31,7 +31,14 @@ def create_app(state: AppState) -> FastAPI:
         dependencies=[Depends(authenticate)],
     )
     app.state.loacam = state
-    for router in (health.router, auth.router, system.router, cameras.router, web.router):
+    for router in (
+        health.router,
+        auth.router,
+        system.router,
+        cameras.router,
+        live.router,
+        web.router,
+    ):
         app.include_router(router)
     # Mounted apps bypass app dependencies: only public, data-free files belong here.
     app.mount("/static", web.static_files(), name="static")

@@ -215,6 +215,10 @@ class CameraConfig(Model):
     keepalive_s: float = Field(
         30.0, ge=1, le=600, description="Seconds between keep-alive checks of a connected camera."
     )
+    always_on: bool = Field(
+        default=False,
+        description="Keep the live capture running without viewers (else it starts on demand).",
+    )
 
 
 class SpeakerConfig(Model):
@@ -226,6 +230,22 @@ class SpeakerConfig(Model):
     zone: Slug = Field(description="Zone (village, thôn) the cluster belongs to.")
     site_id: Annotated[str, AfterValidator(_check_foreign_topic_level)] | None = Field(
         None, description="hermes only: the Rhasspy siteId; defaults to the speaker id."
+    )
+
+
+class LiveConfig(Model):
+    jpeg_quality: int = Field(80, ge=30, le=95, description="JPEG quality of live frames.")
+    linger_s: float = Field(
+        10.0, ge=0, le=600, description="Seconds a capture keeps running after its last viewer."
+    )
+    stall_after_s: float = Field(
+        10.0, ge=2, le=120, description="Seconds without a frame before a stream is reconnected."
+    )
+    hls_idle_s: float = Field(
+        30.0, ge=5, le=600, description="Seconds an HLS remux keeps running after its last request."
+    )
+    hls_dir: Annotated[Path, AfterValidator(_check_absolute)] | None = Field(
+        None, description="Directory for HLS segments (default <storage.path>/hls; tmpfs is best)."
     )
 
 
@@ -243,6 +263,7 @@ class Config(Model):
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Where data lives.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The MQTT broker.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Logins and tokens.")
+    live: LiveConfig = Field(default_factory=LiveConfig, description="Live view (MJPEG, HLS).")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="ONVIF cameras.")
     speakers: list[SpeakerConfig] = Field(default_factory=list, description="Loudspeaker clusters.")

@@ -12,6 +12,7 @@ from datetime import timedelta
 from daemon.app import create_app
 from daemon.auth import LoginThrottle, TokenService, load_or_create_token_key
 from daemon.cameras.manager import CameraManager
+from daemon.cameras.media import run_media
 from daemon.config import Config
 from daemon.http_server import HttpServer, bind
 from daemon.metrics import build_registry
@@ -20,6 +21,8 @@ from daemon.state import AppState
 from daemon.store import Store, StoreError
 from daemon.supervisor import Supervisor
 from drivers.backoff import pause
+from drivers.camera.hls import HlsSessions, HlsSettings
+from drivers.camera.stream import CaptureOptions, LiveStreams
 from drivers.mqtt import MqttLink, MqttSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,32 @@ def mqtt_settings(config: Config) -> MqttSettings:
         password=password.get_secret_value() if password is not None else None,
         keepalive=config.mqtt.keepalive_s,
     )
+
+
+def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
+    """Every long-lived object of the daemon, wired once (also used by the tests)."""
+    mqtt = MqttLink(mqtt_settings(config))
+    state = AppState(
+        config=config,
+        store=store,
+        mqtt=mqtt,
+        supervisor=Supervisor(),
+        tokens=TokenService(token_key, timedelta(minutes=config.auth.token_ttl_minutes)),
+        throttle=LoginThrottle(config.auth.max_failed_logins, config.auth.lockout_minutes * 60.0),
+        cameras=CameraManager(config.site, list(config.cameras), store, mqtt),
+        live=LiveStreams(
+            linger_s=config.live.linger_s,
+            options=CaptureOptions(
+                jpeg_quality=config.live.jpeg_quality, stall_after_s=config.live.stall_after_s
+            ),
+        ),
+        hls=HlsSessions(
+            config.live.hls_dir or config.storage.path / "hls",
+            HlsSettings(idle_s=config.live.hls_idle_s),
+        ),
+    )
+    state.registry = build_registry(state)
+    return state
 
 
 async def run_daemon(
@@ -88,26 +117,21 @@ async def _serve(
             "http: cannot listen on %s:%s: %s", config.http.host, config.http.port, exc.strerror
         )
         return EX_UNAVAILABLE
-    mqtt = MqttLink(mqtt_settings(config))
-    state = AppState(
-        config=config,
-        store=store,
-        mqtt=mqtt,
-        supervisor=Supervisor(),
-        tokens=TokenService(key, timedelta(minutes=config.auth.token_ttl_minutes)),
-        throttle=LoginThrottle(config.auth.max_failed_logins, config.auth.lockout_minutes * 60.0),
-        cameras=CameraManager(config.site, list(config.cameras), store, mqtt),
-    )
-    state.registry = build_registry(state)
+    state = build_state(config, store, key)
     http = HttpServer(create_app(state), sock, config.http.graceful_timeout_s)
 
     async def report(child_stop: asyncio.Event) -> None:
         await _report_to_systemd(state, http, notifier, child_stop, on_ready)
 
-    # Start order: MQTT, cameras, HTTP, then the systemd reporter; stop in reverse.
+    async def media(child_stop: asyncio.Event) -> None:
+        await run_media(state, child_stop)
+
+    # Start order: MQTT, cameras, HTTP, live media, the systemd reporter; stop in reverse,
+    # so live streams end before HTTP waits for its connections.
     state.supervisor.add("mqtt", state.mqtt.run)
     state.supervisor.add("cameras", state.cameras.run)
     state.supervisor.add("http", http.run)
+    state.supervisor.add("media", media)
     state.supervisor.add("systemd", report)
     try:
         await state.supervisor.run(stop)

@@ -12,6 +12,8 @@ from daemon.cameras.manager import CameraManager
 from daemon.config import Config
 from daemon.store import Store
 from daemon.supervisor import Supervisor
+from drivers.camera.hls import HlsSessions
+from drivers.camera.stream import LiveStreams
 from drivers.mqtt import MqttLink
 
 
@@ -24,6 +26,8 @@ class AppState:
     tokens: TokenService
     throttle: LoginThrottle
     cameras: CameraManager
+    live: LiveStreams
+    hls: HlsSessions
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     storage_ok: bool = False

@@ -44,8 +44,10 @@ is_installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
 }
 missing=()
-# adduser is normally present on Debian, but not in minimal images.
-for pkg in python3-venv mosquitto adduser; do
+# adduser is normally present on Debian, but not in minimal images. ffmpeg remuxes
+# camera video to HLS for slow links; fonts-dejavu-core draws Vietnamese text on the
+# "signal lost" picture.
+for pkg in python3-venv mosquitto adduser ffmpeg fonts-dejavu-core; do
     is_installed "$pkg" || missing+=("$pkg")
 done
 if ((${#missing[@]} > 0)); then

@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,16 @@ import aiomqtt
 import httpx
 
 from daemon.app import create_app
-from daemon.auth import LoginThrottle, Role, TokenService, hash_password_blocking
-from daemon.cameras.manager import CameraManager
+from daemon.auth import Role, hash_password_blocking
+from daemon.cameras.media import run_media
 from daemon.config import SecretSources
 from daemon.config_loader import parse_config
-from daemon.metrics import build_registry
-from daemon.service import mqtt_settings
+from daemon.http_server import HttpServer, bind
+from daemon.service import build_state
 from daemon.state import AppState
 from daemon.store import Store
 from daemon.store.users import UserExistsError, add_user
-from daemon.supervisor import Supervisor
-from drivers.mqtt import MqttLink
+from drivers.sim.broker import free_port
 from drivers.sim.onvif import CameraFaults, CameraIdentity, SimulatedOnvifCamera
 from drivers.sim.rtsp import SimulatedRtsp
 
@@ -50,6 +48,12 @@ class Rig:
     broker_port: int
     sims: dict[str, SimulatedOnvifCamera] = field(default_factory=dict)
     tokens: dict[Role, str] = field(default_factory=dict)
+    base_url: str | None = None  # a real HTTP server, when the rig was asked for one
+
+    async def token(self, role: Role) -> str:
+        if role not in self.tokens:
+            await self.as_role(role, "GET", "/healthz")
+        return self.tokens[role]
 
     async def as_role(self, role: Role, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if role not in self.tokens:
@@ -112,6 +116,9 @@ async def camera_rig(
     broker_port: int,
     sims: dict[str, SimulatedOnvifCamera],
     cameras: list[dict[str, Any]],
+    *,
+    live: dict[str, Any] | None = None,
+    serve_http: bool = False,
 ) -> AsyncIterator[Rig]:
     for sim in sims.values():
         await sim.start()
@@ -124,6 +131,7 @@ async def camera_rig(
                 "storage": {"path": str(tmp_path)},
                 "mqtt": {"host": "127.0.0.1", "port": broker_port},
                 "cameras": cameras,
+                "live": live or {},
             }
         ),
         "rig.yaml",
@@ -133,28 +141,35 @@ async def camera_rig(
     for role in Role:
         with contextlib.suppress(UserExistsError):  # a second rig on the same store
             await add_user(store, role.value, role.value, password_hash(role))
-    mqtt = MqttLink(mqtt_settings(config))
-    state = AppState(
-        config=config,
-        store=store,
-        mqtt=mqtt,
-        supervisor=Supervisor(),
-        tokens=TokenService(b"k" * 32, timedelta(minutes=30)),
-        throttle=LoginThrottle(50, 60.0),
-        cameras=CameraManager(site, list(config.cameras), store, mqtt),
-    )
-    state.registry = build_registry(state)
+    state = build_state(config, store, b"k" * 32)
     stop = asyncio.Event()
-    loops = [asyncio.create_task(mqtt.run(stop)), asyncio.create_task(state.cameras.run(stop))]
-    transport = httpx.ASGITransport(app=create_app(state), client=("10.1.2.3", 4444))
+    loops = [
+        asyncio.create_task(state.mqtt.run(stop)),
+        asyncio.create_task(state.cameras.run(stop)),
+        asyncio.create_task(run_media(state, stop)),
+    ]
+    app = create_app(state)
+    base_url = None
+    listener = None
+    if serve_http:
+        # Endless MJPEG responses need a real server: the ASGI test transport buffers.
+        port = free_port()
+        listener = bind("127.0.0.1", port)
+        http = HttpServer(app, listener, graceful_timeout_s=1)
+        loops.append(asyncio.create_task(http.run(stop)))
+        await asyncio.wait_for(http.started.wait(), 10)
+        base_url = f"http://127.0.0.1:{port}"
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4444))
     try:
         async with httpx.AsyncClient(
             transport=transport, base_url="http://loacam.test", timeout=30
         ) as client:
-            yield Rig(site, state, client, broker_port, sims)
+            yield Rig(site, state, client, broker_port, sims, base_url=base_url)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*loops), 15)
         for sim in sims.values():
             await sim.stop()
+        if listener is not None:
+            listener.close()
         await store.close()

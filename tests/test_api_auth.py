@@ -20,17 +20,13 @@ from starlette.routing import Mount
 
 from daemon.app import create_app
 from daemon.auth import LoginThrottle, Role, TokenService, hash_password_blocking
-from daemon.cameras.manager import CameraManager
 from daemon.config import SecretSources
 from daemon.config_loader import parse_config
-from daemon.metrics import build_registry
-from daemon.service import mqtt_settings
+from daemon.service import build_state
 from daemon.state import AppState
 from daemon.store import Store
 from daemon.store.schema import audit_log, users
 from daemon.store.users import add_user
-from daemon.supervisor import Supervisor
-from drivers.mqtt import MqttLink
 
 PUBLIC = {
     ("GET", "/healthz"),
@@ -69,22 +65,16 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    text = f"site: t\nstorage: {{path: {tmp_path}}}\nmqtt: {{port: 1, password: {MQTT_SECRET}}}\n"
+    text = (
+        f"site: t\nstorage: {{path: {tmp_path}}}\nmqtt: {{port: 1, password: {MQTT_SECRET}}}\n"
+        "auth: {max_failed_logins: 3}\n"
+    )
     config = parse_config(text, "t.yaml", SecretSources({}, None))
     store = await Store.open(tmp_path)
     for role in Role:
         await add_user(store, role.value, role.value, password_hash(role))
-    mqtt = MqttLink(mqtt_settings(config))  # never started: MQTT reads as down
-    state = AppState(
-        config=config,
-        store=store,
-        mqtt=mqtt,
-        supervisor=Supervisor(),
-        tokens=TokenService(b"k" * 32, timedelta(minutes=30)),
-        throttle=LoginThrottle(3, 300.0),
-        cameras=CameraManager("t", [], store, mqtt),
-    )
-    state.registry = build_registry(state)
+    # Nothing is started: MQTT reads as down, no camera, no capture.
+    state = build_state(config, store, b"k" * 32)
     app = create_app(state)
     transport = httpx.ASGITransport(app=app, client=("10.9.8.7", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://loacam.test") as client:
@@ -137,9 +127,8 @@ async def test_every_route_but_the_public_ones_needs_a_token(api: Api) -> None:
 
 async def test_forged_and_expired_tokens_are_refused(api: Api) -> None:
     forged = TokenService(b"z" * 32, timedelta(minutes=5)).issue("admin", Role.ADMIN)[0]
-    expired = api.state.tokens.issue(
-        "admin", Role.ADMIN, now=datetime.now(UTC) - timedelta(hours=2)
-    )[0]
+    issued_long_ago = datetime.now(UTC) - api.state.tokens.ttl - timedelta(minutes=1)
+    expired = api.state.tokens.issue("admin", Role.ADMIN, now=issued_long_ago)[0]
     for token in (forged, expired, "not-a-jwt"):
         response = await api.client.get(
             "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}

@@ -145,7 +145,11 @@ async def test_wrong_password_is_auth_failed_in_plain_words_with_growing_pauses(
         # 1 s, then 2 s (each +-20 %): a backoff, not a retry storm.
         assert gaps[0] >= 0.8
         assert gaps[1] > gaps[0]
-        assert detail["reconnect"]["next_attempt_at"] is not None
+        # Between attempts the next one is announced (during one, it is not yet).
+        async with asyncio.timeout(10):
+            while detail["reconnect"]["next_attempt_at"] is None:
+                await asyncio.sleep(0.1)
+                detail = (await rig.as_role(Role.TECHNICIAN, "GET", "/api/v1/cameras/cam")).json()
 
 
 async def test_digest_only_snapshot_and_a_camera_without_ptz(
@@ -248,7 +252,8 @@ async def test_district_sees_only_shared_cameras_radio_none(
         district = (await rig.as_role(Role.DISTRICT, "GET", "/api/v1/cameras")).json()
         assert [c["id"] for c in district] == ["shared"]
         for path in ("/api/v1/cameras/private", "/api/v1/cameras/private/snapshot.jpg"):
-            assert (await rig.as_role(Role.DISTRICT, "GET", path)).status_code == 404
+            assert (await rig.as_role(Role.DISTRICT, "GET", path)).status_code == 403
+        assert (await rig.as_role(Role.DISTRICT, "GET", "/api/v1/cameras/nope")).status_code == 404
         assert (await rig.as_role(Role.RADIO, "GET", "/api/v1/cameras")).json() == []
         leader = (await rig.as_role(Role.LEADER, "GET", "/api/v1/cameras")).json()
         assert [c["id"] for c in leader] == ["private", "shared"]

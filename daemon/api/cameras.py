@@ -46,18 +46,22 @@ def can_view(role: Role, camera: CameraConfig) -> bool:
     return role == Role.DISTRICT and camera.share_with_district
 
 
-def _visible(state: State, claims: Claims, camera_id: str) -> ManagedCamera:
+def visible(state: State, claims: Claims, camera_id: str) -> ManagedCamera:
     camera = state.cameras.get(camera_id)
-    # A camera one may not see answers exactly like one that does not exist.
-    if camera is None or not can_view(claims.role, camera.config):
+    if camera is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail="Không có camera này (no such camera)"
+        )
+    if not can_view(claims.role, camera.config):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="Camera này không được chia sẻ với tài khoản của bạn (not shared with you)",
         )
     return camera
 
 
 @contextlib.contextmanager
-def _camera_errors() -> Iterator[None]:
+def camera_errors() -> Iterator[None]:
     """Camera trouble becomes a plain answer, never a 500."""
     try:
         yield
@@ -103,7 +107,7 @@ async def list_cameras(state: State, claims: Principal) -> list[CameraOut]:
 async def camera_detail(camera_id: str, state: State, claims: Principal) -> CameraDetail:
     """Status, last error, device, profiles, clock offset and reconnect timing."""
     technical = claims.role in {Role.ADMIN, Role.TECHNICIAN}
-    return CameraDetail.detail(_visible(state, claims, camera_id), technical=technical)
+    return CameraDetail.detail(visible(state, claims, camera_id), technical=technical)
 
 
 @router.get("/{camera_id}/snapshot.jpg", response_class=Response)
@@ -111,8 +115,8 @@ async def snapshot(
     camera_id: str, state: State, claims: Principal, stream: Stream = "main"
 ) -> Response:
     """A JPEG from the camera (Digest, then Basic), or else a frame of its stream."""
-    camera = _visible(state, claims, camera_id)
-    with _camera_errors():
+    camera = visible(state, claims, camera_id)
+    with camera_errors():
         image = await camera.monitor.snapshot(stream)
     return Response(image, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
@@ -137,7 +141,7 @@ async def add_camera(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail={"message": f"Chưa lưu: {probe.error}", "probe": probe.model_dump(mode="json")},
         )
-    with _camera_errors():
+    with camera_errors():
         camera = await state.cameras.add(config)
     await _audit(state, request, claims, "camera.add", config.id)
     return AddResult(saved=True, probe=probe, camera=CameraDetail.detail(camera))
@@ -148,12 +152,12 @@ async def update_camera(
     camera_id: str, body: CameraPatch, state: State, claims: Technician, request: Request
 ) -> CameraDetail:
     """Change a camera added through the API (the password only if given)."""
-    current = _visible(state, claims, camera_id)
+    current = visible(state, claims, camera_id)
     merged = current.config.model_dump() | {"id": camera_id}
     if current.config.password is not None:
         merged["password"] = current.config.password.get_secret_value()
     merged |= body.model_dump(exclude_unset=True)
-    with _camera_errors():
+    with camera_errors():
         camera = await state.cameras.update(_as_config(merged))
     await _audit(state, request, claims, "camera.update", camera_id)
     return CameraDetail.detail(camera)
@@ -162,8 +166,8 @@ async def update_camera(
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_camera(camera_id: str, state: State, claims: Technician, request: Request) -> None:
     """Remove a camera added through the API."""
-    _visible(state, claims, camera_id)
-    with _camera_errors():
+    visible(state, claims, camera_id)
+    with camera_errors():
         await state.cameras.remove(camera_id)
     await _audit(state, request, claims, "camera.delete", camera_id)
 
@@ -175,22 +179,22 @@ def _ptz_profile(monitor: CameraMonitor) -> str:
 @router.post("/{camera_id}/ptz/move", status_code=status.HTTP_204_NO_CONTENT)
 async def ptz_move(camera_id: str, body: PtzMove, state: State, claims: Technician) -> None:
     """Start moving (velocities from -1 to 1) until `ptz/stop`."""
-    monitor = _visible(state, claims, camera_id).monitor
-    with _camera_errors():
+    monitor = visible(state, claims, camera_id).monitor
+    with camera_errors():
         await monitor.driver().ptz_move(_ptz_profile(monitor), body.pan, body.tilt, body.zoom)
 
 
 @router.post("/{camera_id}/ptz/stop", status_code=status.HTTP_204_NO_CONTENT)
 async def ptz_stop(camera_id: str, state: State, claims: Technician) -> None:
-    monitor = _visible(state, claims, camera_id).monitor
-    with _camera_errors():
+    monitor = visible(state, claims, camera_id).monitor
+    with camera_errors():
         await monitor.driver().ptz_stop(_ptz_profile(monitor))
 
 
 @router.get("/{camera_id}/ptz/presets")
 async def ptz_presets(camera_id: str, state: State, claims: Technician) -> list[PresetOut]:
-    monitor = _visible(state, claims, camera_id).monitor
-    with _camera_errors():
+    monitor = visible(state, claims, camera_id).monitor
+    with camera_errors():
         presets = await monitor.driver().presets(_ptz_profile(monitor))
     return [PresetOut(token=p.token, name=p.name) for p in presets]
 
@@ -200,8 +204,8 @@ async def ptz_set_preset(
     camera_id: str, body: PresetIn, state: State, claims: Technician, request: Request
 ) -> PresetOut:
     """Save the current position under a name."""
-    monitor = _visible(state, claims, camera_id).monitor
-    with _camera_errors():
+    monitor = visible(state, claims, camera_id).monitor
+    with camera_errors():
         token = await monitor.driver().set_preset(_ptz_profile(monitor), body.name)
     await _audit(state, request, claims, "camera.preset", f"{camera_id}/{token}")
     return PresetOut(token=token, name=body.name)
@@ -209,8 +213,8 @@ async def ptz_set_preset(
 
 @router.post("/{camera_id}/ptz/presets/{token}/goto", status_code=status.HTTP_204_NO_CONTENT)
 async def ptz_goto(camera_id: str, token: str, state: State, claims: Technician) -> None:
-    monitor = _visible(state, claims, camera_id).monitor
-    with _camera_errors():
+    monitor = visible(state, claims, camera_id).monitor
+    with camera_errors():
         await monitor.driver().goto_preset(_ptz_profile(monitor), token)
 
 
@@ -219,8 +223,8 @@ async def reboot(
     camera_id: str, state: State, claims: Technician, request: Request
 ) -> dict[str, str]:
     """Restart the camera; it is reconnected by itself when it is back."""
-    monitor = _visible(state, claims, camera_id).monitor
-    with _camera_errors():
+    monitor = visible(state, claims, camera_id).monitor
+    with camera_errors():
         message = await monitor.driver().reboot()
     await _audit(state, request, claims, "camera.reboot", camera_id)
     return {"message": message}
@@ -231,8 +235,8 @@ async def sync_time(
     camera_id: str, state: State, claims: Technician, request: Request
 ) -> dict[str, float]:
     """Set the camera's clock from this server's clock; answers the offset left."""
-    monitor = _visible(state, claims, camera_id).monitor
-    with _camera_errors():
+    monitor = visible(state, claims, camera_id).monitor
+    with camera_errors():
         offset = await monitor.sync_time()
     await _audit(state, request, claims, "camera.sync_time", camera_id)
     return {"clock_offset_s": offset}

@@ -220,6 +220,14 @@ class CameraMonitor:
             except GrabError as exc:
                 raise CameraUnreachableError(f"Không lấy được ảnh từ luồng video: {exc}") from exc
 
+    def stream_url(self, stream: Stream) -> str:
+        """The stream's RTSP URL with credentials: for the capture only, never to log."""
+        uri = self.profile(stream).stream_uri
+        if uri is None or not uri.lower().startswith(("rtsp://", "rtsps://")):
+            raise CameraProtocolError("Camera không cho địa chỉ luồng RTSP (no RTSP URI)")
+        endpoint = self.endpoint()
+        return with_credentials(uri, endpoint.username, endpoint.password)
+
     async def sync_time(self) -> float:
         driver = self.driver()
         await driver.set_time(datetime.now(UTC))

@@ -11,6 +11,10 @@ the stream name, the wall clock to the millisecond and a frame counter burnt in.
 the server accepts connections it prints `READY <port>` on stdout, one line. SIGTERM
 or SIGINT ends it cleanly; a setup error is one plain line on stderr and exit status 1.
 
+After `READY`, every RTSP client connection is reported on stdout as it comes and goes:
+`CLIENT connected <n>` and `CLIENT closed <n>`, where `<n>` counts the connections
+open at that moment; tests use it to check how many sessions a daemon opens.
+
 The fault `--stop-after S --resume-after R`: after S seconds of serving, the service
 disappears (the listening socket is closed, so new connections are refused, and every
 client connection and session is torn down); after R seconds it comes back on the same
@@ -20,6 +24,7 @@ port, and the cycle repeats. Without `--resume-after` it never comes back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import signal
 import sys
@@ -118,6 +123,15 @@ def stamp_frames(overlay: Any, caption: str) -> None:
     overlay.get_static_pad("video_sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
 
 
+def report_clients(event: str, open_now: int) -> None:
+    # Both signals are emitted from the main loop's thread (the default context the
+    # server and its clients are attached to), so the lines cannot interleave.
+    # A parent that went away (and closed the pipe) must not break the main loop.
+    with contextlib.suppress(OSError):
+        sys.stdout.write(f"CLIENT {event} {open_now}\n")
+        sys.stdout.flush()
+
+
 class CameraServer:
     """The RTSP server, its two mounts, and the stop/resume fault."""
 
@@ -138,6 +152,17 @@ class CameraServer:
             caption = f"{args.label}  {stream} {width}x{height} {args.codec}"
             factory.connect("media-configure", self.on_media_configure, caption)
             mounts.add_factory(f"/{stream}", factory)
+        self.clients_open = 0
+        self.server.connect("client-connected", self.on_client_connected)
+
+    def on_client_connected(self, _server: Any, client: Any) -> None:
+        self.clients_open += 1
+        report_clients("connected", self.clients_open)
+        client.connect("closed", self.on_client_closed)
+
+    def on_client_closed(self, _client: Any) -> None:
+        self.clients_open -= 1
+        report_clients("closed", self.clients_open)
 
     def on_media_configure(self, _factory: Any, media: Any, caption: str) -> None:
         self.medias.append(media)

@@ -13,6 +13,7 @@ import selectors
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,9 @@ class SimulatedRtsp:
     `stop_after_s`/`resume_after_s` make the service vanish (sessions torn down, new
     connections refused) after that much serving and come back after that much absence,
     repeatedly. Stop and start it again to simulate a camera reboot: the port is kept.
+
+    `clients_connected` (every RTSP client connection since construction) and
+    `clients_open` (connections open now) count what the server reports on stdout.
     """
 
     def __init__(
@@ -78,6 +82,10 @@ class SimulatedRtsp:
         self.log_dir = log_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._events: threading.Thread | None = None
+        self._clients_lock = threading.Lock()
+        self._clients_connected = 0
+        self._clients_open = 0
 
     def url(self, stream: Stream = "main") -> str:
         return f"rtsp://{HOST}:{self.port}/{stream}"
@@ -94,6 +102,18 @@ class SimulatedRtsp:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def clients_connected(self) -> int:
+        """RTSP client connections accepted so far, over every start of this camera."""
+        with self._clients_lock:
+            return self._clients_connected
+
+    @property
+    def clients_open(self) -> int:
+        """RTSP client connections open now (0 while the server is not running)."""
+        with self._clients_lock:
+            return self._clients_open
 
     @property
     def pid(self) -> int | None:
@@ -143,14 +163,26 @@ class SimulatedRtsp:
             self._close_log()
             raise SimulatorError(f"cannot run {SYSTEM_PYTHON}: {error}") from error
         try:
-            self._await_ready_blocking(self._process, timeout)
+            rest = self._await_ready_blocking(self._process, timeout)
         except SimulatorError as error:
             tail = self._stderr_tail()
             self.stop_blocking()
             raise SimulatorError(f"{error}; stderr: {tail}") from None
+        # Read on from a thread: the counts stay current, and a pipe nobody reads would
+        # fill up and block the server's main loop on its next report.
+        self._events = threading.Thread(
+            target=self._read_events_blocking,
+            args=(self._process, rest),
+            name=f"rtsp-sim-{self.label}-stdout",
+            daemon=True,
+        )
+        self._events.start()
 
-    def _await_ready_blocking(self, process: subprocess.Popen[bytes], timeout: float) -> None:
-        """Read the child's stdout until a full line, within `timeout` seconds."""
+    def _await_ready_blocking(self, process: subprocess.Popen[bytes], timeout: float) -> bytes:
+        """Read the child's stdout until a full line, within `timeout` seconds.
+
+        Returns what was read past that first line, for the event reader.
+        """
         stdout = process.stdout
         if stdout is None:  # pragma: no cover - stdout=PIPE above
             raise SimulatorError("no stdout pipe")
@@ -169,9 +201,38 @@ class SimulatedRtsp:
                     process.wait()
                     raise SimulatorError(f"RTSP server exited with status {process.returncode}")
                 received += chunk
-        line = received.split(b"\n", 1)[0].decode(errors="replace").strip()
+        first, rest = received.split(b"\n", 1)
+        line = first.decode(errors="replace").strip()
         if line != f"READY {self.port}":
             raise SimulatorError(f"unexpected first line from the RTSP server: {line!r}")
+        return rest
+
+    def _read_events_blocking(self, process: subprocess.Popen[bytes], pending: bytes) -> None:
+        """Count the `CLIENT connected|closed <n>` lines until the server's stdout ends."""
+        stdout = process.stdout
+        if stdout is None:  # pragma: no cover - stdout=PIPE above
+            return
+        while True:
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self._count_client_event(line.decode(errors="replace").split())
+            try:
+                chunk = os.read(stdout.fileno(), 4096)
+            except (OSError, ValueError):  # closed under us: the server is gone anyway
+                chunk = b""
+            if not chunk:
+                with self._clients_lock:
+                    self._clients_open = 0
+                return
+            pending += chunk
+
+    def _count_client_event(self, words: list[str]) -> None:
+        if len(words) != 3 or words[0] != "CLIENT" or not words[2].isdigit():
+            return
+        with self._clients_lock:
+            if words[1] == "connected":
+                self._clients_connected += 1
+            self._clients_open = int(words[2])
 
     def stop_blocking(self) -> None:
         process, self._process = self._process, None
@@ -183,6 +244,10 @@ class SimulatedRtsp:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+            events, self._events = self._events, None
+            if events is not None:
+                # The server has exited, so its end of the pipe is closed: EOF is near.
+                events.join(timeout=5)
             if process.stdout is not None:
                 process.stdout.close()
         self._close_log()
