@@ -35,6 +35,7 @@ class StateCollector(Collector):
         yield up
         yield restarts
         yield from _camera_metrics(state)
+        yield from _live_metrics(state)
         started = GaugeMetricFamily("loacam_start_time_seconds", "Daemon start, Unix time")
         started.add_metric([], state.started_at.timestamp())
         yield started
@@ -58,6 +59,40 @@ def _camera_metrics(state: AppState) -> Iterator[Metric]:
         failures.add_metric([camera.config.id], float(current.reconnects))
     yield status
     yield failures
+
+
+LIVE_GAUGES = (
+    ("viewers", "Viewers of a live stream"),
+    ("input_fps", "Frames decoded per second"),
+    ("output_fps", "Frames published to viewers per second"),
+    ("decode_ms", "Milliseconds of CPU to decode a frame"),
+    ("encode_ms", "Milliseconds of CPU to JPEG-encode a frame"),
+    ("last_frame_age_s", "Seconds since the last decoded frame"),
+)
+LIVE_COUNTERS = (
+    ("bytes_sent", "JPEG bytes handed to viewers"),
+    ("reconnects", "Reconnections of a live capture"),
+)
+
+
+def _live_metrics(state: AppState) -> Iterator[Metric]:
+    labels = ["camera", "stream"]
+    gauges = {f: GaugeMetricFamily(f"loacam_live_{f}", h, labels=labels) for f, h in LIVE_GAUGES}
+    counters = {
+        f: CounterMetricFamily(f"loacam_live_{f}", h, labels=labels) for f, h in LIVE_COUNTERS
+    }
+    for key in state.live.running():
+        stats = state.live.stats(key)
+        families: list[tuple[str, GaugeMetricFamily | CounterMetricFamily]] = [
+            *gauges.items(),
+            *counters.items(),
+        ]
+        for family_name, family in families:
+            value = getattr(stats, family_name)
+            if value is not None:
+                family.add_metric([key.camera_id, key.stream], float(value))
+    yield from gauges.values()
+    yield from counters.values()
 
 
 def build_registry(state: AppState) -> CollectorRegistry:

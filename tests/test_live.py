@@ -252,3 +252,47 @@ async def test_a_live_view_ends_with_its_login(
 
 def _now_minus(seconds: float) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+async def test_stats_show_in_the_detail_and_in_metrics(
+    tmp_path: Path, broker: PrivateBroker, rtsp: SimulatedRtsp
+) -> None:
+    sim = simulated(rtsp)
+    async with camera_rig(
+        tmp_path, broker.port, {"cam": sim}, [camera_yaml("cam", sim)], serve_http=True
+    ) as rig:
+        await rig.wait_status("cam", "online")
+        headers = {"Authorization": f"Bearer {await rig.token(Role.LEADER)}"}
+        watching = asyncio.Event()
+
+        async def watch() -> None:
+            # Keeps reading: a viewer that stops reading is a viewer that has left.
+            async with httpx.AsyncClient(base_url=rig.base_url, timeout=30) as client:
+                path = "/api/v1/cameras/cam/mjpeg?stream=sub"
+                async with client.stream("GET", path, headers=headers) as response:
+                    frames = 0
+                    async for _headers, _jpeg in parts(response):
+                        frames += 1
+                        if frames == 45:  # three seconds of a 15 fps source
+                            watching.set()
+
+        viewer = asyncio.create_task(watch())
+        try:
+            await asyncio.wait_for(watching.wait(), 20)
+            detail = (await rig.as_role(Role.TECHNICIAN, "GET", "/api/v1/cameras/cam")).json()
+            metrics = (await rig.as_role(Role.TECHNICIAN, "GET", "/metrics")).text
+        finally:
+            viewer.cancel()
+            await asyncio.gather(viewer, return_exceptions=True)
+        sub = detail["live"]["sub"]
+        assert sub["status"] == "live"
+        assert sub["viewers"] == 1
+        assert 10 <= sub["input_fps"] <= 20
+        assert sub["decode_ms"] > 0
+        assert sub["encode_ms"] > 0
+        assert sub["bytes_sent"] > 0
+        assert sub["last_frame_age_s"] < 1
+        assert (sub["width"], sub["height"]) == (640, 360)
+        assert detail["live"]["main"]["status"] == "stopped"
+        assert 'loacam_live_viewers{camera="cam",stream="sub"} 1.0' in metrics
+        assert 'loacam_live_input_fps{camera="cam",stream="sub"}' in metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from daemon.cameras.manager import ManagedCamera, Source
 from daemon.cameras.monitor import CameraState, CameraStatus
 from drivers.camera.model import Probe, Profile
+from drivers.camera.stream import StreamStats
 from drivers.camera.urls import redact
 
 
@@ -132,6 +134,27 @@ class CameraOut(BaseModel):
         )
 
 
+class StreamStatsOut(BaseModel):
+    """One live capture: how it keeps up (all zero when it is not running)."""
+
+    status: str
+    input_fps: float
+    output_fps: float
+    viewers: int
+    decode_ms: float
+    encode_ms: float
+    bytes_sent: int
+    reconnects: int
+    last_frame_age_s: float | None
+    width: int | None
+    height: int | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, stats: StreamStats) -> StreamStatsOut:
+        return cls(**dataclasses.asdict(stats))
+
+
 class ReconnectOut(BaseModel):
     reconnects: int
     next_attempt_at: datetime | None
@@ -154,9 +177,16 @@ class CameraDetail(CameraOut):
     clock_offset_s: float | None
     time_synced_at: datetime | None
     reconnect: ReconnectOut
+    live: dict[str, StreamStatsOut]
 
     @classmethod
-    def detail(cls, camera: ManagedCamera, *, technical: bool = True) -> CameraDetail:
+    def detail(
+        cls,
+        camera: ManagedCamera,
+        *,
+        technical: bool = True,
+        live: dict[str, StreamStats] | None = None,
+    ) -> CameraDetail:
         state: CameraState = camera.monitor.state
         probe = state.probe
         c = camera.config
@@ -182,6 +212,7 @@ class CameraDetail(CameraOut):
                 next_attempt_at=state.next_attempt_at,
                 recent_attempts=list(state.attempt_times),
             ),
+            live={name: StreamStatsOut.of(stats) for name, stats in (live or {}).items()},
         )
 
 

@@ -33,6 +33,7 @@ from drivers.camera.model import (
     CameraUnreachableError,
     CameraUnsupportedError,
 )
+from drivers.camera.stream import StreamKey
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 Technician = Annotated[Claims, Depends(require_role(Role.TECHNICIAN))]
@@ -107,7 +108,8 @@ async def list_cameras(state: State, claims: Principal) -> list[CameraOut]:
 async def camera_detail(camera_id: str, state: State, claims: Principal) -> CameraDetail:
     """Status, last error, device, profiles, clock offset and reconnect timing."""
     technical = claims.role in {Role.ADMIN, Role.TECHNICIAN}
-    return CameraDetail.detail(visible(state, claims, camera_id), technical=technical)
+    live = {stream: state.live.stats(StreamKey(camera_id, stream)) for stream in ("main", "sub")}
+    return CameraDetail.detail(visible(state, claims, camera_id), technical=technical, live=live)
 
 
 @router.get("/{camera_id}/snapshot.jpg", response_class=Response)

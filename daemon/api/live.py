@@ -31,7 +31,10 @@ def _part(frame: Frame) -> bytes:
     # X-Placeholder marks the "signal lost" picture, for the console to show a badge.
     head = (
         f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
-        f"X-Placeholder: {int(frame.placeholder)}\r\n\r\n"
+        f"X-Placeholder: {int(frame.placeholder)}\r\n"
+        # CLOCK_MONOTONIC is one clock for the whole machine: a viewer on this host (the
+        # benchmark) measures capture → delivery latency from it.
+        f"X-Frame-Time: {frame.captured_at:.6f}\r\n\r\n"
     )
     return head.encode() + frame.jpeg + b"\r\n"
 

@@ -1,6 +1,7 @@
 "use strict";
 // The console talks to the same API as everyone else; the login cookie (HttpOnly,
 // SameSite=Strict) carries the session, so this script never sees the token.
+// Live pictures are plain <img> elements on the daemon's MJPEG streams: no player, no build step.
 
 const ROLE_NAMES = {
   admin: "quản trị viên",
@@ -25,33 +26,28 @@ const CAMERA_STATUS = {
   degraded: "trục trặc",
   offline: "không theo dõi",
 };
+// Statuses in which the daemon holds the camera's profiles, so its streams and snapshots answer.
+const CONNECTED = new Set(["online", "degraded"]);
+
+const GRID_FPS = 10; // the grid uses sub streams at 10 fps: enough to watch, light on a slow link
+const LIST_EVERY_MS = 10000;
+const AGE_EVERY_MS = 3000;
+const RETRY_MS = 5000;
+const STILL_EVERY_MS = 10000;
+// Chromium opens at most six HTTP/1.1 connections to one server and each MJPEG picture holds
+// one for as long as it is shown. Past four streams the API calls would queue behind them
+// forever, so further tiles show a still picture refreshed every few seconds instead.
+const MAX_STREAMS = 4;
 
 const $ = (id) => document.getElementById(id);
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
+let loggedIn = false;
+let listTimer = 0;
+let ageTimer = 0;
+let serverLost = false;
+let sequence = 0;
 
-async function loadCameras() {
-  const { response, body } = await api("/api/v1/cameras");
-  if (!response.ok || body.length === 0) return;
-  $("cameras").hidden = false;
-  const rows = body.map((camera) => {
-    const tr = document.createElement("tr");
-    const since = new Date(camera.since).toLocaleString("vi-VN");
-    tr.append(
-      cell(camera.name),
-      cell(CAMERA_STATUS[camera.status] || camera.status, camera.status),
-      cell(since),
-      cell(camera.last_error || "—"),
-    );
-    return tr;
-  });
-  $("camera-rows").replaceChildren(...rows);
-}
+// ---- small helpers ---------------------------------------------------------------------
 
 function detail(body, fallback) {
   // API errors read "Vietnamese (English)"; show the Vietnamese part.
@@ -68,10 +64,368 @@ async function api(path, options = {}) {
   return { response, body };
 }
 
-function show(loggedIn) {
-  $("login").hidden = loggedIn;
-  $("home").hidden = !loggedIn;
-  $("who").hidden = !loggedIn;
+function cameraPath(id, rest) {
+  return `/api/v1/cameras/${encodeURIComponent(id)}${rest}`;
+}
+
+// A fresh URL each time: a finished stream may sit in the browser's image cache, and setting
+// the same URL again would show that old picture instead of reconnecting.
+function streamUrl(id, stream, fps) {
+  sequence += 1;
+  const cap = fps ? `&fps=${fps}` : "";
+  return cameraPath(id, `/mjpeg?stream=${stream}${cap}&v=${sequence}`);
+}
+
+function stillUrl(id) {
+  sequence += 1;
+  return cameraPath(id, `/snapshot.jpg?stream=sub&v=${sequence}`);
+}
+
+function two(n) {
+  return String(n).padStart(2, "0");
+}
+
+function stamp(date) {
+  const day = `${date.getFullYear()}${two(date.getMonth() + 1)}${two(date.getDate())}`;
+  return `${day}-${two(date.getHours())}${two(date.getMinutes())}${two(date.getSeconds())}`;
+}
+
+function clock(date) {
+  return `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
+}
+
+// Vietnamese writes three and a half as 3,5.
+function decimal(value) {
+  return value.toFixed(1).replace(".", ",");
+}
+
+// What a stream's stats say about its picture; null when the daemon sends no stats.
+function ageOf(stats) {
+  if (!stats || typeof stats !== "object") return null;
+  if (stats.status === "lost") return { text: "Mất tín hiệu — đang kết nối lại", stale: true };
+  const age = stats.last_frame_age_s;
+  if (typeof age !== "number" || !Number.isFinite(age)) {
+    return { text: stats.status === "starting" ? "Đang mở luồng…" : "Chưa có hình", stale: false };
+  }
+  if (age < 60) return { text: `Hình mới ${decimal(age)} giây trước`, stale: age > 10 };
+  if (age < 3600) return { text: `Hình cũ ${Math.floor(age / 60)} phút trước`, stale: true };
+  return { text: "Hình cũ hơn 1 giờ", stale: true };
+}
+
+function statusName(status) {
+  return CAMERA_STATUS[status] || status;
+}
+
+function setBadge(badge, camera) {
+  badge.textContent = statusName(camera.status);
+  badge.className = `badge ${camera.status}`;
+  const since = camera.since ? new Date(camera.since).toLocaleString("vi-VN") : "";
+  const why = camera.last_error ? ` — ${camera.last_error}` : "";
+  badge.title = since ? `${statusName(camera.status)} từ ${since}${why}` : why;
+}
+
+function setSnapshot(link, camera) {
+  // Snapshots only answer while the daemon is connected to the camera.
+  const usable = CONNECTED.has(camera.status);
+  link.href = cameraPath(camera.id, "/snapshot.jpg?stream=main");
+  link.download = `${camera.id}-${stamp(new Date())}.jpg`;
+  link.classList.toggle("disabled", !usable);
+  link.setAttribute("aria-disabled", String(!usable));
+  link.title = usable
+    ? `Tải ảnh chụp (độ phân giải đầy đủ) của ${camera.name}`
+    : "Camera chưa kết nối: chưa chụp được ảnh";
+}
+
+function onSnapshotClick(event) {
+  const link = event.currentTarget;
+  if (link.getAttribute("aria-disabled") === "true") {
+    event.preventDefault();
+    return;
+  }
+  // The file name carries the moment of the click, not of the page load.
+  const id = link.dataset.camera;
+  link.download = `${id}-${stamp(new Date())}.jpg`;
+}
+
+// ---- camera tiles ----------------------------------------------------------------------
+
+class Tile {
+  constructor(camera) {
+    const root = $("tile-template").content.firstElementChild.cloneNode(true);
+    this.root = root;
+    this.name = root.querySelector(".tile-name");
+    this.badge = root.querySelector(".badge");
+    this.image = root.querySelector(".tile-image");
+    this.note = root.querySelector(".picture-note");
+    this.age = root.querySelector(".age");
+    this.snapshot = root.querySelector(".snapshot");
+    this.full = root.querySelector(".full");
+    this.camera = camera;
+    this.mode = "off";
+    this.inView = false;
+    this.failed = false;
+    this.timer = 0;
+    root.dataset.camera = camera.id;
+    this.snapshot.dataset.camera = camera.id;
+    this.snapshot.addEventListener("click", onSnapshotClick);
+    this.full.addEventListener("click", () => viewer.open(this.camera));
+    root.querySelector(".picture").addEventListener("click", () => viewer.open(this.camera));
+    this.image.addEventListener("load", () => this.loaded());
+    this.image.addEventListener("error", () => this.failedToLoad());
+  }
+
+  update(camera) {
+    const wasConnected = CONNECTED.has(this.camera.status);
+    this.camera = camera;
+    this.name.textContent = camera.name;
+    this.image.alt = `Hình trực tiếp camera ${camera.name}`;
+    this.full.setAttribute("aria-label", `Xem toàn màn hình: ${camera.name}`);
+    this.snapshot.setAttribute("aria-label", `Chụp ảnh: ${camera.name}`);
+    setBadge(this.badge, camera);
+    setSnapshot(this.snapshot, camera);
+    this.root.classList.toggle("trouble", !CONNECTED.has(camera.status));
+    // A camera that has just come back: try its picture now rather than at the next retry.
+    if (this.failed && !wasConnected && CONNECTED.has(camera.status)) this.restart();
+  }
+
+  setMode(mode) {
+    if (mode === this.mode) return;
+    this.mode = mode;
+    this.restart();
+  }
+
+  restart() {
+    clearTimeout(this.timer);
+    this.failed = false;
+    this.root.classList.remove("broken");
+    if (this.mode === "live") {
+      this.showNote("Đang mở hình…");
+      this.image.src = streamUrl(this.camera.id, "sub", GRID_FPS);
+    } else if (this.mode === "still") {
+      this.image.src = stillUrl(this.camera.id);
+      this.timer = setTimeout(() => this.restart(), STILL_EVERY_MS);
+    } else {
+      // An empty src makes the browser drop the stream's connection: on-demand captures stop.
+      this.image.src = "";
+      this.age.textContent = "";
+      this.showNote(this.camera.status === "offline" ? "Camera không được theo dõi" : "Tạm dừng");
+    }
+  }
+
+  loaded() {
+    if (this.mode === "off") return;
+    this.showNote("");
+    if (this.mode === "still") this.age.textContent = `Ảnh chụp lúc ${clock(new Date())}`;
+  }
+
+  failedToLoad() {
+    // Clearing src reports an error too: that one is expected.
+    if (this.mode === "off" || !this.image.getAttribute("src")) return;
+    this.failed = true;
+    this.root.classList.add("broken");
+    const why = CONNECTED.has(this.camera.status)
+      ? "Chưa lấy được hình"
+      : `Camera ${statusName(this.camera.status)}`;
+    this.showNote(`${why} — sẽ thử lại`);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.restart(), RETRY_MS);
+  }
+
+  showNote(text) {
+    this.note.textContent = text;
+    this.note.hidden = !text;
+    this.root.classList.toggle("waiting", Boolean(text));
+  }
+
+  showAge(stats) {
+    const age = ageOf(stats);
+    this.age.textContent = age ? age.text : "";
+    this.age.classList.toggle("stale", Boolean(age && age.stale));
+  }
+
+  remove() {
+    this.mode = "off";
+    clearTimeout(this.timer);
+    this.image.src = "";
+    this.root.remove();
+  }
+}
+
+const tiles = new Map(); // camera id → Tile, in the order the API lists them
+
+const onScreen = new IntersectionObserver(
+  (entries) => {
+    for (const entry of entries) {
+      const tile = tiles.get(entry.target.dataset.camera);
+      if (tile) tile.inView = entry.isIntersecting;
+    }
+    arrange();
+  },
+  { rootMargin: "100px" },
+);
+
+// Which tile streams, which shows a still, which rests: the one place that decides.
+function arrange() {
+  const paused = !loggedIn || document.hidden || viewer.isOpen();
+  let streams = 0;
+  for (const tile of tiles.values()) {
+    let mode = "off";
+    if (!paused && tile.inView && tile.camera.status !== "offline") {
+      mode = streams < MAX_STREAMS ? "live" : "still";
+      if (mode === "live") streams += 1;
+    }
+    tile.setMode(mode);
+  }
+  viewer.arrange(!loggedIn || document.hidden);
+}
+
+// ---- the full-screen viewer ------------------------------------------------------------
+
+const viewer = {
+  dialog: $("viewer"),
+  image: $("viewer-image"),
+  note: $("viewer-note"),
+  camera: null,
+  streaming: false,
+  timer: 0,
+
+  isOpen() {
+    return this.dialog.open;
+  },
+
+  open(camera) {
+    this.camera = camera;
+    this.update(camera);
+    if (!this.dialog.open) this.dialog.showModal();
+    arrange(); // the grid rests while the main stream plays: one link's worth of bandwidth
+    refreshAges().catch(() => {});
+  },
+
+  update(camera) {
+    this.camera = camera;
+    $("viewer-title").textContent = camera.name;
+    this.image.alt = `Hình trực tiếp luồng chính, camera ${camera.name}`;
+    setBadge($("viewer-badge"), camera);
+    $("viewer-snapshot").dataset.camera = camera.id;
+    setSnapshot($("viewer-snapshot"), camera);
+  },
+
+  arrange(paused) {
+    const want = this.dialog.open && !paused;
+    if (want === this.streaming) return;
+    this.streaming = want;
+    this.restart();
+  },
+
+  restart() {
+    clearTimeout(this.timer);
+    if (this.streaming && this.camera) {
+      this.showNote("Đang mở luồng chính…");
+      this.image.src = streamUrl(this.camera.id, "main");
+    } else {
+      // Drop the main stream's connection at once: its on-demand capture may then stop.
+      this.image.src = "";
+      this.showNote("");
+    }
+  },
+
+  failedToLoad() {
+    if (!this.streaming || !this.image.getAttribute("src")) return;
+    this.showNote("Chưa mở được luồng chính — sẽ thử lại");
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.restart(), RETRY_MS);
+  },
+
+  showNote(text) {
+    this.note.textContent = text;
+    this.note.hidden = !text;
+  },
+
+  closed() {
+    this.streaming = false;
+    this.restart();
+    $("viewer-age").textContent = "";
+    const tile = this.camera && tiles.get(this.camera.id);
+    this.camera = null;
+    arrange();
+    if (tile) tile.full.focus();
+  },
+};
+
+$("viewer-close").addEventListener("click", () => viewer.dialog.close());
+// Esc closes a modal <dialog> by itself; every way of closing ends here.
+viewer.dialog.addEventListener("close", () => viewer.closed());
+viewer.image.addEventListener("load", () => viewer.showNote(""));
+viewer.image.addEventListener("error", () => viewer.failedToLoad());
+$("viewer-snapshot").addEventListener("click", onSnapshotClick);
+
+// ---- refreshing ------------------------------------------------------------------------
+
+function placeTiles(cameras) {
+  const grid = $("camera-grid");
+  const seen = new Set(cameras.map((camera) => camera.id));
+  for (const [id, tile] of tiles) {
+    if (!seen.has(id)) {
+      onScreen.unobserve(tile.root);
+      tile.remove();
+      tiles.delete(id);
+      if (viewer.camera && viewer.camera.id === id) viewer.dialog.close();
+    }
+  }
+  const ordered = new Map();
+  for (const camera of cameras) {
+    let tile = tiles.get(camera.id);
+    if (!tile) {
+      tile = new Tile(camera);
+      onScreen.observe(tile.root);
+    }
+    tile.update(camera);
+    ordered.set(camera.id, tile);
+    if (viewer.camera && viewer.camera.id === camera.id) viewer.update(camera);
+  }
+  tiles.clear();
+  for (const [id, tile] of ordered) tiles.set(id, tile);
+  // Move nodes only when the order changed: the pictures keep playing either way.
+  const nodes = [...tiles.values()].map((tile) => tile.root);
+  if (nodes.length !== grid.children.length || nodes.some((n, i) => grid.children[i] !== n)) {
+    grid.append(...nodes);
+  }
+}
+
+async function refreshCameras() {
+  const { response, body } = await api("/api/v1/cameras");
+  if (response.status === 401) {
+    leave("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.");
+    return;
+  }
+  if (!response.ok || !Array.isArray(body)) return;
+  $("cameras").hidden = false;
+  $("cameras-empty").hidden = body.length > 0;
+  placeTiles(body);
+  arrange();
+}
+
+async function refreshAges() {
+  if (!loggedIn) return;
+  const open = viewer.isOpen() && viewer.camera;
+  const wanted = open
+    ? [[viewer.camera.id, "main"]]
+    : [...tiles.values()].filter((t) => t.mode === "live").map((t) => [t.camera.id, "sub"]);
+  await Promise.all(
+    wanted.map(async ([id, stream]) => {
+      const { response, body } = await api(cameraPath(id, "")).catch(() => ({}));
+      if (!response || !response.ok || !body) return;
+      // `live` is newer than the rest of the detail: an older daemon simply shows no age.
+      const stats = body.live && typeof body.live === "object" ? body.live[stream] : null;
+      if (stream === "main") {
+        const age = ageOf(stats);
+        $("viewer-age").textContent = age ? age.text : "";
+        $("viewer-age").classList.toggle("stale", Boolean(age && age.stale));
+      } else if (tiles.has(id)) {
+        tiles.get(id).showAge(stats);
+      }
+    }),
+  );
 }
 
 async function loadStatus() {
@@ -102,6 +456,67 @@ async function loadStatus() {
   $("loops").replaceChildren(...rows);
 }
 
+let technical = false;
+
+async function refreshList() {
+  try {
+    await refreshCameras();
+    if (technical && loggedIn) await loadStatus();
+    if (serverLost) {
+      // The daemon is back (perhaps restarted): streams it ended must be opened again.
+      serverLost = false;
+      $("offline-banner").hidden = true;
+      for (const tile of tiles.values()) tile.restart();
+      viewer.restart();
+    }
+  } catch {
+    // fetch fails only when the server cannot be reached at all.
+    serverLost = true;
+    $("offline-banner").hidden = false;
+  }
+  if (loggedIn) listTimer = setTimeout(refreshList, LIST_EVERY_MS);
+}
+
+async function refreshAgesLoop() {
+  try {
+    await refreshAges();
+  } catch {
+    // The list refresh reports a lost server; the ages simply wait for it.
+  }
+  if (loggedIn) ageTimer = setTimeout(refreshAgesLoop, AGE_EVERY_MS);
+}
+
+document.addEventListener("visibilitychange", arrange);
+
+// ---- login and logout ------------------------------------------------------------------
+
+function show(state) {
+  loggedIn = state;
+  $("login").hidden = state;
+  $("home").hidden = !state;
+  $("who").hidden = !state;
+}
+
+function leave(message) {
+  show(false);
+  clearTimeout(listTimer);
+  clearTimeout(ageTimer);
+  if (viewer.isOpen()) viewer.dialog.close();
+  for (const tile of tiles.values()) {
+    onScreen.unobserve(tile.root);
+    tile.remove();
+  }
+  tiles.clear();
+  technical = false;
+  serverLost = false;
+  $("offline-banner").hidden = true;
+  $("status").hidden = true;
+  $("cameras").hidden = true;
+  const error = $("login-error");
+  error.textContent = message || "";
+  error.hidden = !message;
+}
+
 async function enter() {
   const { response, body } = await api("/api/v1/auth/me");
   if (!response.ok) {
@@ -111,11 +526,12 @@ async function enter() {
   const role = ROLE_NAMES[body.role] || body.role;
   $("who-name").textContent = `${body.username} (${role})`;
   $("welcome").textContent = `Xin chào ${body.username}. Bạn đăng nhập với vai trò ${role}.`;
+  technical = body.role === "admin" || body.role === "technician";
   show(true);
-  await loadCameras();
-  if (body.role === "admin" || body.role === "technician") {
-    await loadStatus();
-  }
+  clearTimeout(listTimer);
+  clearTimeout(ageTimer);
+  await refreshList();
+  ageTimer = setTimeout(refreshAgesLoop, 1000);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -140,9 +556,7 @@ $("login-form").addEventListener("submit", async (event) => {
 
 $("logout").addEventListener("click", async () => {
   await api("/api/v1/auth/logout", { method: "POST" });
-  $("status").hidden = true;
-  $("cameras").hidden = true;
-  show(false);
+  leave("");
 });
 
 enter();
