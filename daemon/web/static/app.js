@@ -14,6 +14,7 @@ const LOOP_NAMES = {
   mqtt: "Kết nối MQTT (loa)",
   cameras: "Giám sát camera",
   http: "Giao diện web / API",
+  media: "Hình trực tiếp (MJPEG, HLS)",
   systemd: "Báo cáo cho systemd",
 };
 const STATUS_NAMES = { running: "đang chạy", backoff: "đang thử lại", stopped: "đã dừng" };
@@ -32,11 +33,13 @@ const CONNECTED = new Set(["online", "degraded"]);
 const GRID_FPS = 10; // the grid uses sub streams at 10 fps: enough to watch, light on a slow link
 const LIST_EVERY_MS = 10000;
 const AGE_EVERY_MS = 3000;
-const RETRY_MS = 5000;
+const RETRY_MS = 5000; // doubled after each failure, up to MAX_RETRY_MS
+const MAX_RETRY_MS = 60000;
 const STILL_EVERY_MS = 10000;
-// Chromium opens at most six HTTP/1.1 connections to one server and each MJPEG picture holds
+const STILL_TIMEOUT_MS = 15000;
+// Browsers open at most six HTTP/1.1 connections to one server and each MJPEG picture holds
 // one for as long as it is shown. Past four streams the API calls would queue behind them
-// forever, so further tiles show a still picture refreshed every few seconds instead.
+// forever, so further tiles show a still (the sub stream's snapshot) every STILL_EVERY_MS.
 const MAX_STREAMS = 4;
 
 const $ = (id) => document.getElementById(id);
@@ -101,7 +104,8 @@ function decimal(value) {
 
 // What a stream's stats say about its picture; null when the daemon sends no stats.
 function ageOf(stats) {
-  if (!stats || typeof stats !== "object") return null;
+  // No stats (an older daemon) or a capture not running (yet): nothing to say.
+  if (!stats || typeof stats !== "object" || stats.status === "stopped") return null;
   if (stats.status === "lost") return { text: "Mất tín hiệu — đang kết nối lại", stale: true };
   const age = stats.last_frame_age_s;
   if (typeof age !== "number" || !Number.isFinite(age)) {
@@ -149,6 +153,36 @@ function onSnapshotClick(event) {
 
 // ---- camera tiles ----------------------------------------------------------------------
 
+// Tiles past the stream limit show stills fetched one at a time, so that they too leave
+// connections free for the API however many cameras there are.
+const stills = { queue: [], busy: null, timer: 0 };
+
+function queueStill(tile) {
+  if (stills.busy !== tile && !stills.queue.includes(tile)) stills.queue.push(tile);
+  pumpStills();
+}
+
+function releaseStill(tile) {
+  stills.queue = stills.queue.filter((queued) => queued !== tile);
+  if (stills.busy !== tile) return;
+  stills.busy = null;
+  clearTimeout(stills.timer);
+  pumpStills();
+}
+
+function pumpStills() {
+  if (stills.busy) return;
+  const tile = stills.queue.shift();
+  if (!tile) return;
+  stills.busy = tile;
+  tile.image.src = stillUrl(tile.camera.id);
+  // A camera that never answers must not hold up the other tiles' pictures.
+  stills.timer = setTimeout(() => {
+    tile.image.src = "";
+    tile.failedToLoad();
+  }, STILL_TIMEOUT_MS);
+}
+
 class Tile {
   constructor(camera) {
     const root = $("tile-template").content.firstElementChild.cloneNode(true);
@@ -164,6 +198,7 @@ class Tile {
     this.mode = "off";
     this.inView = false;
     this.failed = false;
+    this.retryMs = RETRY_MS;
     this.timer = 0;
     root.dataset.camera = camera.id;
     this.snapshot.dataset.camera = camera.id;
@@ -171,7 +206,10 @@ class Tile {
     this.full.addEventListener("click", () => viewer.open(this.camera));
     root.querySelector(".picture").addEventListener("click", () => viewer.open(this.camera));
     this.image.addEventListener("load", () => this.loaded());
-    this.image.addEventListener("error", () => this.failedToLoad());
+    this.image.addEventListener("error", () => {
+      // Clearing src reports an error too: that one is expected.
+      if (this.image.getAttribute("src")) this.failedToLoad();
+    });
   }
 
   update(camera) {
@@ -185,28 +223,33 @@ class Tile {
     setSnapshot(this.snapshot, camera);
     this.root.classList.toggle("trouble", !CONNECTED.has(camera.status));
     // A camera that has just come back: try its picture now rather than at the next retry.
-    if (this.failed && !wasConnected && CONNECTED.has(camera.status)) this.restart();
+    if (this.failed && !wasConnected && CONNECTED.has(camera.status)) {
+      this.retryMs = RETRY_MS;
+      this.restart();
+    }
   }
 
   setMode(mode) {
     if (mode === this.mode) return;
     this.mode = mode;
+    this.failed = false;
+    this.retryMs = RETRY_MS;
     this.restart();
   }
 
   restart() {
     clearTimeout(this.timer);
-    this.failed = false;
-    this.root.classList.remove("broken");
+    releaseStill(this);
     if (this.mode === "live") {
-      this.showNote("Đang mở hình…");
+      if (!this.failed) this.showNote("Đang mở hình…");
       this.image.src = streamUrl(this.camera.id, "sub", GRID_FPS);
     } else if (this.mode === "still") {
-      this.image.src = stillUrl(this.camera.id);
-      this.timer = setTimeout(() => this.restart(), STILL_EVERY_MS);
+      queueStill(this);
     } else {
       // An empty src makes the browser drop the stream's connection: on-demand captures stop.
       this.image.src = "";
+      this.failed = false;
+      this.root.classList.remove("broken");
       this.age.textContent = "";
       this.showNote(this.camera.status === "offline" ? "Camera không được theo dõi" : "Tạm dừng");
     }
@@ -214,27 +257,35 @@ class Tile {
 
   loaded() {
     if (this.mode === "off") return;
+    this.failed = false;
+    this.retryMs = RETRY_MS;
+    this.root.classList.remove("broken");
     this.showNote("");
-    if (this.mode === "still") this.age.textContent = `Ảnh chụp lúc ${clock(new Date())}`;
+    if (this.mode === "still") {
+      this.age.textContent = `Ảnh chụp lúc ${clock(new Date())}`;
+      releaseStill(this);
+      this.timer = setTimeout(() => this.restart(), STILL_EVERY_MS);
+    }
   }
 
   failedToLoad() {
-    // Clearing src reports an error too: that one is expected.
-    if (this.mode === "off" || !this.image.getAttribute("src")) return;
+    if (this.mode === "off") return;
     this.failed = true;
     this.root.classList.add("broken");
+    this.age.textContent = "";
     const why = CONNECTED.has(this.camera.status)
       ? "Chưa lấy được hình"
       : `Camera ${statusName(this.camera.status)}`;
     this.showNote(`${why} — sẽ thử lại`);
+    releaseStill(this);
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.restart(), RETRY_MS);
+    this.timer = setTimeout(() => this.restart(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
   }
 
   showNote(text) {
     this.note.textContent = text;
     this.note.hidden = !text;
-    this.root.classList.toggle("waiting", Boolean(text));
   }
 
   showAge(stats) {
@@ -246,6 +297,7 @@ class Tile {
   remove() {
     this.mode = "off";
     clearTimeout(this.timer);
+    releaseStill(this);
     this.image.src = "";
     this.root.remove();
   }
@@ -298,7 +350,9 @@ const viewer = {
     this.update(camera);
     if (!this.dialog.open) this.dialog.showModal();
     arrange(); // the grid rests while the main stream plays: one link's worth of bandwidth
-    refreshAges().catch(() => {});
+    // The main stream's age, once its capture has had a moment to start.
+    clearTimeout(ageTimer);
+    ageTimer = setTimeout(refreshAgesLoop, 1000);
   },
 
   update(camera) {
@@ -319,6 +373,7 @@ const viewer = {
 
   restart() {
     clearTimeout(this.timer);
+    this.dialog.classList.remove("broken");
     if (this.streaming && this.camera) {
       this.showNote("Đang mở luồng chính…");
       this.image.src = streamUrl(this.camera.id, "main");
@@ -331,6 +386,7 @@ const viewer = {
 
   failedToLoad() {
     if (!this.streaming || !this.image.getAttribute("src")) return;
+    this.dialog.classList.add("broken");
     this.showNote("Chưa mở được luồng chính — sẽ thử lại");
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.restart(), RETRY_MS);
@@ -410,7 +466,7 @@ async function refreshAges() {
   const open = viewer.isOpen() && viewer.camera;
   const wanted = open
     ? [[viewer.camera.id, "main"]]
-    : [...tiles.values()].filter((t) => t.mode === "live").map((t) => [t.camera.id, "sub"]);
+    : [...tiles.values()].filter((t) => t.mode === "live" && !t.failed).map((t) => [t.camera.id, "sub"]);
   await Promise.all(
     wanted.map(async ([id, stream]) => {
       const { response, body } = await api(cameraPath(id, "")).catch(() => ({}));
@@ -474,6 +530,8 @@ async function refreshList() {
     serverLost = true;
     $("offline-banner").hidden = false;
   }
+  // Clear first: whoever started this refresh, one timer stays.
+  clearTimeout(listTimer);
   if (loggedIn) listTimer = setTimeout(refreshList, LIST_EVERY_MS);
 }
 
@@ -483,6 +541,7 @@ async function refreshAgesLoop() {
   } catch {
     // The list refresh reports a lost server; the ages simply wait for it.
   }
+  clearTimeout(ageTimer);
   if (loggedIn) ageTimer = setTimeout(refreshAgesLoop, AGE_EVERY_MS);
 }
 
