@@ -223,6 +223,14 @@ async def test_district_walks_every_media_path(
             assert segment is not None
             response = await client.get(f"/api/v1/cameras/shared/hls/{segment}", headers=headers)
             assert response.status_code == 200
+            # The newest frame of a running capture: the MJPEG above left it lingering.
+            private = await client.get(
+                "/api/v1/cameras/private/live.jpg?stream=sub", headers=headers
+            )
+            assert private.status_code == 403
+            shared = await client.get("/api/v1/cameras/shared/live.jpg?stream=sub", headers=headers)
+            assert shared.status_code == 200
+            assert shared.content.startswith(b"\xff\xd8")
 
 
 async def test_a_live_view_ends_with_its_login(
