@@ -7,31 +7,13 @@ lets the daemon say READY=1 only once the API really listens.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
 from daemon.supervisor import LoacamError
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
-        super().__init__(config)
-        self._started_event = started
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The daemon owns SIGTERM/SIGINT and stops uvicorn through should_exit.
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        # uvicorn has no start event of its own; after startup() it accepts connections.
-        if self.started:
-            self._started_event.set()
+from drivers.asgi import EmbeddedServer
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -63,7 +45,7 @@ class HttpServer:
             timeout_graceful_shutdown=self._graceful,
             server_header=False,
         )
-        server = _Server(config, self.started)
+        server = EmbeddedServer(config, self.started)
         # uvicorn closes the sockets it serves on when it stops; hand it a duplicate so
         # a restarted loop still has the bound socket.
         listener = self._sock.dup()

@@ -8,7 +8,7 @@ import logging
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import uvicorn
@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from drivers.asgi import EmbeddedServer
 from drivers.sim.broker import free_port
 from drivers.sim.onvif.services import SERVICE_PATHS, SNAPSHOT_PATH, Service, handle
 from drivers.sim.onvif.snapshot import HttpAuth, Verdict, render_jpeg_blocking
@@ -40,22 +41,6 @@ from drivers.sim.onvif.state import (
 from drivers.sim.onvif.templates import PROFILES
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
-        super().__init__(config)
-        self._started_event = started
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The process embedding the simulator (tests, `loacam demo`) owns the signals.
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:  # uvicorn has no start event of its own
-            self._started_event.set()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -118,7 +103,7 @@ class SimulatedOnvifCamera:
         ]
         routes.append(Route(SNAPSHOT_PATH, self._snapshot, methods=["GET"]))
         self._app = Starlette(routes=routes)
-        self._server: _Server | None = None
+        self._server: EmbeddedServer | None = None
         self._serving: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
         self._stopping = asyncio.Event()
@@ -195,7 +180,7 @@ class SimulatedOnvifCamera:
         )
         started = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._server = _Server(config, started)
+        self._server = EmbeddedServer(config, started)
         self._serving = asyncio.create_task(
             self._server.serve(sockets=[self._socket]), name=f"sim-onvif-{self.port}"
         )
