@@ -205,6 +205,9 @@ class CameraConfig(Model):
     share_with_district: bool = Field(
         default=False, description="Let users with the district role watch this camera."
     )
+    share_with_radio: bool = Field(
+        default=False, description="Let users with the radio role watch this camera."
+    )
     sync_time: bool = Field(
         default=False, description="Set the camera's clock from this server's clock on connect."
     )

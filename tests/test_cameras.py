@@ -255,8 +255,24 @@ async def test_district_sees_only_shared_cameras_radio_none(
             assert (await rig.as_role(Role.DISTRICT, "GET", path)).status_code == 403
         assert (await rig.as_role(Role.DISTRICT, "GET", "/api/v1/cameras/nope")).status_code == 404
         assert (await rig.as_role(Role.RADIO, "GET", "/api/v1/cameras")).json() == []
+        # ... unless a camera is shared with the radio station (stored through the API).
+        await rig.as_role(
+            Role.TECHNICIAN,
+            "POST",
+            "/api/v1/cameras",
+            json={
+                "id": "radio-cam",
+                "name": "R",
+                "host": "127.0.0.1",
+                "port": shared.port,
+                "password": CAMERA_PASSWORD,
+                "share_with_radio": True,
+            },
+        )
+        radio = (await rig.as_role(Role.RADIO, "GET", "/api/v1/cameras")).json()
+        assert [c["id"] for c in radio] == ["radio-cam"]
         leader = (await rig.as_role(Role.LEADER, "GET", "/api/v1/cameras")).json()
-        assert [c["id"] for c in leader] == ["private", "shared"]
+        assert [c["id"] for c in leader] == ["private", "radio-cam", "shared"]
 
 
 async def test_add_probes_first_then_persists_and_edits(

@@ -26,6 +26,7 @@ class CameraIn(BaseModel):
     username: str = "admin"
     password: str | None = Field(None, description="ONVIF password; stored, never returned.")
     share_with_district: bool = False
+    share_with_radio: bool = False
     sync_time: bool = False
     enabled: bool = True
     timeout_s: float = 5.0
@@ -41,6 +42,7 @@ class CameraPatch(BaseModel):
     username: str | None = None
     password: str | None = None
     share_with_district: bool | None = None
+    share_with_radio: bool | None = None
     sync_time: bool | None = None
     enabled: bool | None = None
     timeout_s: float | None = None

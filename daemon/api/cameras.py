@@ -41,10 +41,12 @@ Stream = Literal["main", "sub"]
 
 
 def can_view(role: Role, camera: CameraConfig) -> bool:
-    """Leaders and technicians see every camera; the district only shared ones."""
+    """Leaders and technicians see every camera; district and radio only those shared."""
     if role in {Role.ADMIN, Role.TECHNICIAN, Role.LEADER}:
         return True
-    return role == Role.DISTRICT and camera.share_with_district
+    if role == Role.DISTRICT:
+        return camera.share_with_district
+    return role == Role.RADIO and camera.share_with_radio
 
 
 def visible(state: State, claims: Claims, camera_id: str) -> ManagedCamera:

@@ -45,6 +45,7 @@ cameras = sa.Table(
     sa.Column("username", sa.String(64), nullable=False),
     sa.Column("password", sa.String(255), nullable=True),
     sa.Column("share_with_district", sa.Boolean, nullable=False),
+    sa.Column("share_with_radio", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("sync_time", sa.Boolean, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("timeout_s", sa.Float, nullable=False),
