@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -17,8 +16,6 @@ from daemon.api.deps import authenticate
 from daemon.state import AppState
 
 VERSION = "0.1.0"
-
-CallNext = Callable[[Request], Awaitable[Response]]
 
 
 class SecurityHeaders:
