@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from drivers.sim.process import death_signal_preexec, stop_process
 
 
 class BrokerError(Exception):
@@ -26,7 +28,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _child_setup() -> None:
+def _child_setup(set_death_signal: Callable[[], None]) -> None:
     """Runs in the child between fork and exec.
 
     Started as root, mosquitto would switch to its own user by itself, and that change
@@ -44,8 +46,7 @@ def _child_setup() -> None:
             os.setgroups([])
             os.setgid(account.pw_gid)
             os.setuid(account.pw_uid)
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    set_death_signal()
 
 
 def mosquitto_binary() -> str:
@@ -98,7 +99,7 @@ class PrivateBroker:
                 # Its own session: a Ctrl-C meant for the daemon must not kill the
                 # broker before the daemon has said `offline` on it.
                 start_new_session=True,
-                preexec_fn=_child_setup,  # noqa: PLW1509 - only setuid and prctl, before exec
+                preexec_fn=functools.partial(_child_setup, death_signal_preexec()),  # noqa: PLW1509 - only setuid and prctl, before exec
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -116,13 +117,8 @@ class PrivateBroker:
 
     def stop_blocking(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process)
         self._close_log()
 
     @property

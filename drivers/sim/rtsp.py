@@ -7,20 +7,18 @@ project's virtual environment does not; so the server is a separate script run b
 
 from __future__ import annotations
 
-import ctypes
 import os
 import selectors
-import signal
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
 
 from drivers.sim.broker import free_port
+from drivers.sim.process import death_signal_preexec, stop_process
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
@@ -32,23 +30,6 @@ Codec = Literal["h264", "h265"]
 
 class SimulatorError(Exception):
     """A simulator could not be started."""
-
-
-def _die_with_parent_preexec() -> Callable[[], None]:
-    """A preexec function: the kernel SIGTERMs the child when its parent thread ends.
-
-    That covers a parent killed outright (SIGKILL), so no orphan server keeps the port.
-    The death signal follows the *thread* that forked: start servers from a long-lived
-    thread (the main thread), not from a worker thread of a pool. libc is looked up
-    here, in the parent, so the child only makes one system call before exec.
-    """
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    pr_set_pdeathsig = 1
-
-    def set_death_signal() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return set_death_signal
 
 
 class SimulatedRtsp:
@@ -157,7 +138,7 @@ class SimulatedRtsp:
                 bufsize=0,
                 # Its own session: a Ctrl-C meant for the daemon is not the camera's.
                 start_new_session=True,
-                preexec_fn=_die_with_parent_preexec(),  # noqa: PLW1509 - one prctl, then exec
+                preexec_fn=death_signal_preexec(),  # noqa: PLW1509 - one prctl, then exec
             )
         except OSError as error:
             self._close_log()
@@ -237,13 +218,7 @@ class SimulatedRtsp:
     def stop_blocking(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)
             events, self._events = self._events, None
             if events is not None:
                 # The server has exited, so its end of the pipe is closed: EOF is near.
