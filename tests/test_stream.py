@@ -281,7 +281,9 @@ async def test_rate_capped_viewer_and_lazy_encoding(
         stats = streams.stats(SUB)
 
     fps = 10 / (frames[-1].captured_at - frames[0].captured_at)
-    assert 4.0 <= fps <= 5.5
+    # Capture times come in 1/15 s steps and delivery jitters on a busy machine: a few
+    # frames' slack. Uncapped it would be 15, every second frame 7.5.
+    assert 4.0 <= fps <= 6.0
     assert stats.input_fps > 10
     # Only the frames someone wants are encoded.
     assert stats.output_fps < 8
