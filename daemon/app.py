@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from daemon.api import auth, cameras, health, live, system, web
+from daemon.api import auth, cameras, health, live, media, speakers, system, web
 from daemon.api.deps import authenticate
 from daemon.state import AppState
 
@@ -68,6 +68,8 @@ def create_app(state: AppState) -> FastAPI:
         system.router,
         cameras.router,
         live.router,
+        speakers.router,
+        media.router,
         web.router,
     ):
         app.include_router(router)

@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 DEFAULT_CONFIG_PATH = Path("/etc/loacam/loacam.yaml")
@@ -154,6 +155,58 @@ class StorageConfig(Model):
     )
 
 
+def _mqtt_protocol(value: object) -> object:
+    # YAML reads `protocol: 5` as a number and `protocol: 3.1.1` as text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+MqttProtocol = Annotated[Literal["5", "3.1.1"], BeforeValidator(_mqtt_protocol)]
+AbsolutePath = Annotated[Path, AfterValidator(_check_absolute)]
+
+
+class MqttTlsConfig(Model):
+    enabled: bool = Field(
+        default=False, description="Connect to the broker over TLS (its port is then usually 8883)."
+    )
+    ca_file: AbsolutePath | None = Field(
+        None,
+        description="CA certificate (PEM) the broker's certificate must be signed by; "
+        "default: the system's trusted CAs.",
+    )
+    cert_file: AbsolutePath | None = Field(
+        None, description="Client certificate (PEM), for a broker that asks for one."
+    )
+    key_file: AbsolutePath | None = Field(None, description="Private key (PEM) of cert_file.")
+    insecure: bool = Field(
+        default=False,
+        description="Do not compare the broker's certificate with its host name "
+        "(the certificate is still verified against the CA).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, missing = (
+                ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
+            )
+            raise ValueError(f"{given} is given without {missing}: give both, or neither")
+        if not self.enabled:
+            # A CA file while TLS is off would let an operator believe the link is encrypted.
+            set_keys = {
+                "ca_file": self.ca_file is not None,
+                "cert_file": self.cert_file is not None,
+                "insecure": self.insecure,
+            }
+            stray = next((name for name, is_set in set_keys.items() if is_set), None)
+            if stray is not None:
+                raise ValueError(
+                    f"{stray} has no effect while enabled is false: set enabled: true, or remove it"
+                )
+        return self
+
+
 class MqttConfig(Model):
     host: Host = Field("127.0.0.1", description="MQTT broker host.")
     port: Port = Field(1883, description="MQTT broker port.")
@@ -167,6 +220,12 @@ class MqttConfig(Model):
         description="MQTT client id; default loacam-<site>. No '+', '#' or '/'.",
     )
     keepalive_s: int = Field(30, ge=5, le=600, description="MQTT keep-alive interval in seconds.")
+    protocol: MqttProtocol = Field(
+        "5", description="MQTT version: 5 (message expiry, correlation data) or 3.1.1."
+    )
+    tls: MqttTlsConfig = Field(
+        default_factory=MqttTlsConfig, description="TLS towards the broker (off by default)."
+    )
 
 
 class AuthConfig(Model):
@@ -236,6 +295,38 @@ class SpeakerConfig(Model):
     )
 
 
+class ZoneConfig(Model):
+    id: Slug = Field(description="Zone id (a village, thôn), used in speaker settings and the API.")
+    name: str = Field(min_length=1, max_length=120, description="Zone name shown to users.")
+
+
+class FleetConfig(Model):
+    media_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Address speakers download audio from (e.g. https://loa.xa.gov.vn); "
+        "default http://<http.host>:<http.port>, with 127.0.0.1 for 0.0.0.0.",
+    )
+    offline_alarm_after_s: float = Field(
+        600.0, ge=1, le=7 * 24 * 3600, description="Seconds offline before a speaker alarm."
+    )
+    command_expiry_s: float = Field(
+        300.0, ge=5, le=24 * 3600, description="Seconds a command stays valid (play, volume...)."
+    )
+    resend_after_s: float = Field(
+        30.0, ge=1, le=3600, description="Seconds without an ack before a command is re-sent."
+    )
+    hermes_seen_s: float = Field(
+        120.0,
+        ge=5,
+        le=24 * 3600,
+        description="Hermes speakers count as online this long after their last message.",
+    )
+    test_tone_s: float = Field(
+        3.0, ge=0.5, le=30, description="Length in seconds of the test tone."
+    )
+
+
 class LiveConfig(Model):
     jpeg_quality: int = Field(80, ge=30, le=95, description="JPEG quality of live frames.")
     linger_s: float = Field(
@@ -270,6 +361,11 @@ class Config(Model):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="ONVIF cameras.")
     speakers: list[SpeakerConfig] = Field(default_factory=list, description="Loudspeaker clusters.")
+    zones: list[ZoneConfig] = Field(
+        default_factory=list,
+        description="Zone names; a zone a speaker names without an entry here is named by its id.",
+    )
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="Speaker fleet.")
 
     @property
     def mqtt_client_id(self) -> str:
@@ -294,6 +390,7 @@ def cross_check(config: Config) -> list[Problem]:
     sections = {
         "cameras": [camera.id for camera in config.cameras],
         "speakers": [speaker.id for speaker in config.speakers],
+        "zones": [zone.id for zone in config.zones],
     }
     for section, ids in sections.items():
         first_at: dict[str, int] = {}

@@ -1,4 +1,4 @@
-"""`loacam demo`: a private broker, simulated cameras, a throw-away database, a generated login."""
+"""`loacam demo`: a private broker, simulated cameras and speakers, a throw-away database."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from daemon.store.users import add_user
 from drivers.sim.broker import BrokerError, PrivateBroker
 from drivers.sim.onvif import CameraFaults, CameraIdentity, SimulatedOnvifCamera
 from drivers.sim.rtsp import SimulatedRtsp, SimulatorError
+from drivers.sim.speaker import SimSpeakerSpec, SpeakerFleet
 
 DEMO_USER = "admin"
 EX_UNAVAILABLE = 69
@@ -54,16 +55,42 @@ def demo_cameras() -> tuple[DemoCamera, ...]:
     )
 
 
+DEMO_ZONES = (("thon-dong", "Thôn Đông"), ("thon-trung", "Thôn Trung"), ("thon-doai", "Thôn Đoài"))
+SPEAKERS_PER_ZONE = 4
+DEMO_SITE = "demo"
+
+
+def demo_speakers() -> tuple[SimSpeakerSpec, ...]:
+    """Twelve clusters, four per village, with a spread of 4G signal strengths."""
+    return tuple(
+        SimSpeakerSpec(
+            id=f"loa-{zone_id}-{n}",
+            zone=zone_id,
+            name=f"Cụm loa {zone_name} {n}",
+            signal_dbm=-65 - 7 * n,
+        )
+        for zone_id, zone_name in DEMO_ZONES
+        for n in range(1, SPEAKERS_PER_ZONE + 1)
+    )
+
+
 def demo_config(
     data_dir: Path, *, host: str, port: int, mqtt_port: int, cameras: list[dict[str, Any]]
 ) -> Config:
     return Config.model_validate(
         {
-            "site": "demo",
+            "site": DEMO_SITE,
             "http": {"host": host, "port": port},
             "storage": {"path": str(data_dir)},
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
             "cameras": cameras,
+            "speakers": [
+                {"id": s.id, "name": s.name, "zone": s.zone, "driver": "native"}
+                for s in demo_speakers()
+            ],
+            "zones": [{"id": zone_id, "name": name} for zone_id, name in DEMO_ZONES],
+            # An alarm within a minute, so the demo shows one when a speaker is unplugged.
+            "fleet": {"offline_alarm_after_s": 60},
         }
     )
 
@@ -112,6 +139,10 @@ async def _demo(
                     "share_with_district": camera.share_with_district,
                 }
             )
+        # The speakers connect first, so their retained status is there for the daemon.
+        await stack.enter_async_context(
+            SpeakerFleet(host="127.0.0.1", port=mqtt_port, site=DEMO_SITE, speakers=demo_speakers())
+        )
         config = demo_config(
             tmp / "data", host=host, port=port, mqtt_port=mqtt_port, cameras=cameras
         )
@@ -136,6 +167,7 @@ def _announce(config: Config, password: str) -> None:
         f"  Mở / open:            {url}\n"
         f"  Đăng nhập / log in:   {DEMO_USER} / {password}\n"
         f"  Camera mô phỏng:      {', '.join(c.id for c in config.cameras)}\n"
+        f"  Loa mô phỏng:         {len(config.speakers)} cụm loa trong {len(config.zones)} thôn\n"
         f"  API:                  {url}docs\n"
         f"  Dừng / stop:          Ctrl-C\n",
         flush=True,

@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from daemon.cameras.monitor import CameraStatus
+from daemon.speakers.registry import Presence
 from daemon.state import AppState
 from daemon.supervisor import ChildStatus
 
@@ -36,6 +37,7 @@ class StateCollector(Collector):
         yield restarts
         yield from _camera_metrics(state)
         yield from _live_metrics(state)
+        yield from _speaker_metrics(state)
         started = GaugeMetricFamily("loacam_start_time_seconds", "Daemon start, Unix time")
         started.add_metric([], state.started_at.timestamp())
         yield started
@@ -99,3 +101,35 @@ def build_registry(state: AppState) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(StateCollector(state))
     return registry
+
+
+def _speaker_metrics(state: AppState) -> Iterator[Metric]:
+    speakers = state.speakers.registry.speakers()
+    status = GaugeMetricFamily(
+        "loacam_speaker_status",
+        "1 for the status each speaker is in now",
+        labels=["speaker", "status"],
+    )
+    alarm = GaugeMetricFamily(
+        "loacam_speaker_alarm", "1 while a speaker has an active offline alarm", labels=["speaker"]
+    )
+    for speaker in speakers:
+        for candidate in Presence:
+            status.add_metric([speaker.id, candidate.value], float(speaker.status == candidate))
+        alarm.add_metric([speaker.id], 1.0 if speaker.alarm_since is not None else 0.0)
+    yield status
+    yield alarm
+    active = GaugeMetricFamily(
+        "loacam_speaker_alarms_active", "Speakers with an active offline alarm"
+    )
+    active.add_metric([], float(sum(1 for s in speakers if s.alarm_since is not None)))
+    yield active
+    pending = GaugeMetricFamily(
+        "loacam_speaker_commands_open",
+        "Commands still followed, by delivery state",
+        labels=["state"],
+    )
+    for delivery, count in state.speakers.dispatcher.counts().items():
+        if not delivery.terminal:
+            pending.add_metric([delivery.value], float(count))
+    yield pending

@@ -15,15 +15,17 @@ from daemon.cameras.manager import CameraManager
 from daemon.cameras.media import run_media
 from daemon.config import Config
 from daemon.http_server import HttpServer, bind
+from daemon.media import MediaSigner, MediaStore
 from daemon.metrics import build_registry
 from daemon.notify import Notifier
+from daemon.speakers.service import SpeakerService
 from daemon.state import AppState
 from daemon.store import Store, StoreError
 from daemon.supervisor import Supervisor
 from drivers.backoff import pause
 from drivers.camera.hls import HlsSessions, HlsSettings
 from drivers.camera.stream import CaptureOptions, LiveStreams
-from drivers.mqtt import MqttLink, MqttSettings
+from drivers.mqtt import MqttLink, MqttSettings, MqttTls
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +38,40 @@ STATUS_TICK_S = 5.0
 
 
 def mqtt_settings(config: Config) -> MqttSettings:
-    password = config.mqtt.password
+    mqtt = config.mqtt
+    password = mqtt.password
+    tls = mqtt.tls
     return MqttSettings(
-        host=config.mqtt.host,
-        port=config.mqtt.port,
+        host=mqtt.host,
+        port=mqtt.port,
         client_id=config.mqtt_client_id,
         availability_topic=config.status_topic,
-        username=config.mqtt.username,
+        username=mqtt.username,
         password=password.get_secret_value() if password is not None else None,
-        keepalive=config.mqtt.keepalive_s,
+        keepalive=mqtt.keepalive_s,
+        protocol=mqtt.protocol,
+        tls=MqttTls(tls.ca_file, tls.cert_file, tls.key_file, insecure=tls.insecure)
+        if tls.enabled
+        else None,
     )
+
+
+def media_base_url(config: Config) -> str:
+    if config.fleet.media_base_url is not None:
+        return config.fleet.media_base_url
+    host = config.http.host
+    if host in {"0.0.0.0", "::"}:  # noqa: S104 - a listening address, not one to reach
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.http.port}"
 
 
 def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
     """Every long-lived object of the daemon, wired once (also used by the tests)."""
     mqtt = MqttLink(mqtt_settings(config))
+    media = MediaStore(config.storage.path / "media")
+    signer = MediaSigner(token_key, media_base_url(config))
     state = AppState(
         config=config,
         store=store,
@@ -69,6 +90,9 @@ def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
             config.live.hls_dir or config.storage.path / "hls",
             HlsSettings(idle_s=config.live.hls_idle_s),
         ),
+        speakers=SpeakerService(config, store, mqtt, media, signer),
+        media=media,
+        media_signer=signer,
     )
     state.registry = build_registry(state)
     return state
@@ -126,9 +150,11 @@ async def _serve(
     async def media(child_stop: asyncio.Event) -> None:
         await run_media(state, child_stop)
 
-    # Start order: MQTT, cameras, HTTP, live media, the systemd reporter; stop in reverse,
-    # so live streams end before HTTP waits for its connections.
+    # Start order: MQTT, speakers, cameras, HTTP, live media, the systemd reporter; stop
+    # in reverse, so live streams end before HTTP waits for its connections and the
+    # outbox saves its last progress while MQTT is still up.
     state.supervisor.add("mqtt", state.mqtt.run)
+    state.supervisor.add("speakers", state.speakers.run)
     state.supervisor.add("cameras", state.cameras.run)
     state.supervisor.add("http", http.run)
     state.supervisor.add("media", media)

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry
 from daemon.auth import LoginThrottle, TokenService
 from daemon.cameras.manager import CameraManager
 from daemon.config import Config
+from daemon.media import MediaSigner, MediaStore
+from daemon.speakers.service import SpeakerService
 from daemon.store import Store
 from daemon.supervisor import Supervisor
 from drivers.camera.hls import HlsSessions
@@ -28,6 +30,9 @@ class AppState:
     cameras: CameraManager
     live: LiveStreams
     hls: HlsSessions
+    speakers: SpeakerService
+    media: MediaStore
+    media_signer: MediaSigner
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     storage_ok: bool = False

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
 
 import aiomqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from drivers.backoff import Backoff, pause
 
@@ -20,6 +27,9 @@ log = logging.getLogger(__name__)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
+MAX_EXPIRY_S = 2**32 - 1  # a Four Byte Integer property
+
+Protocol = Literal["5", "3.1.1"]
 
 
 class MqttLinkError(Exception):
@@ -27,7 +37,22 @@ class MqttLinkError(Exception):
 
 
 class MqttNotConnectedError(MqttLinkError):
-    """A publish was attempted while the broker is unreachable."""
+    """A publish was attempted while the broker is unreachable, or the link dropped mid-way."""
+
+
+@dataclass(frozen=True)
+class MqttTls:
+    """TLS towards the broker. The broker's certificate is always verified.
+
+    `ca_file` None: against the system's trust store. `cert_file`/`key_file`: a client
+    certificate, for a broker that asks for one. `insecure` skips only the host-name
+    check (a broker reached by an address its certificate does not name).
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +65,13 @@ class MqttSettings:
     password: str | None = field(default=None, repr=False)
     keepalive: int = 30
     connect_timeout: float = 5.0
+    protocol: Protocol = "5"
+    tls: MqttTls | None = None
+    # paho allows 20 unacknowledged QoS 1 messages by default and queues the rest,
+    # which would serialise a dispatch to 1,000 speakers behind 50 round trips.
+    max_inflight: int = 1000
+    # How long a publish waits for the broker's PUBACK before it is called failed.
+    publish_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +79,9 @@ class MqttMessage:
     topic: str
     payload: bytes
     retain: bool
+    # MQTT 5 properties of the incoming PUBLISH; None on 3.1.1 or when not set.
+    correlation: bytes | None = None
+    response_topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,15 +93,23 @@ class LinkState:
 
 
 Handler = Callable[[MqttMessage], Awaitable[None]]
+ConnectCallback = Callable[[], Awaitable[None]]
 
 
 class MqttLink:
     """Keeps one broker connection alive until asked to stop.
 
     On every (re)connect it publishes a retained `online` on the availability
-    topic (whose last will is a retained `offline`) and re-subscribes every
-    registered filter; on a clean stop it publishes `offline` itself before
-    disconnecting, since a clean DISCONNECT suppresses the will.
+    topic (whose last will is a retained `offline`), re-subscribes every
+    registered filter, then runs the `on_connect` callbacks; on a clean stop it
+    publishes `offline` itself before disconnecting, since a clean DISCONNECT
+    suppresses the will.
+
+    Every session starts clean (MQTT 5 clean start, 3.1.1 clean session): the daemon
+    re-subscribes by itself, the speakers' status/info/state are retained and arrive
+    again, and an `ack` missed meanwhile is asked for again by re-sending the command
+    (a repeated `cmd_id` is answered, not executed twice). A persistent session would
+    have the broker hoard every speaker message for a daemon that may not come back.
     """
 
     def __init__(self, settings: MqttSettings, *, backoff: Backoff | None = None) -> None:
@@ -74,7 +117,12 @@ class MqttLink:
         self._backoff = backoff or Backoff(initial=1.0, cap=30.0)
         self._handlers: dict[str, list[Handler]] = {}
         self._subscribing: set[asyncio.Task[object]] = set()
+        self._connect_callbacks: list[ConnectCallback] = []
+        self._callbacks_running: set[asyncio.Task[None]] = set()
         self._client: aiomqtt.Client | None = None
+        # Set when the current session ends: a publish waiting for its PUBACK gives up.
+        self._lost = asyncio.Event()
+        self._lost.set()
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
         self._disconnected.set()
@@ -106,25 +154,81 @@ class MqttLink:
             task.add_done_callback(self._subscribing.discard)
             task.add_done_callback(_log_failed_subscribe)
 
+    def on_connect(self, callback: ConnectCallback) -> None:
+        """Run `callback` (as a task) after every (re)connect, once subscriptions are in place.
+
+        Also at once if the link is connected now. A callback that raises is logged, never
+        fatal; one still running when the connection drops is cancelled (it runs again
+        after the next connect, so it must be safe to repeat).
+        """
+        self._connect_callbacks.append(callback)
+        if self.connected:
+            self._start_callback(callback)
+
     async def publish(
-        self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        expiry_s: int | None = None,
+        response_topic: str | None = None,
+        correlation: bytes | None = None,
     ) -> None:
-        client = self._client
+        """Send one message; for QoS 1, return only once the broker has sent its PUBACK.
+
+        aiomqtt's publish waits for paho's on_publish, which paho calls for QoS 1 when
+        the PUBACK arrives. That wait is bounded here: by `publish_timeout_s`, and by the
+        end of the session (a broker stopped mid-way), so a publish never hangs. The
+        PUBACK's reason code is not seen (aiomqtt 2.5 drops it): a publish the broker's
+        ACL refuses looks sent. `expiry_s`, `response_topic` and `correlation` become
+        MQTT 5 properties; on 3.1.1 they are dropped (the payload carries the same).
+        """
+        client, lost = self._client, self._lost
         if client is None:
             raise MqttNotConnectedError(f"not connected to {self._endpoint()}")
+        properties = self._publish_properties(expiry_s, response_topic, correlation)
+        # math.inf: aiomqtt's own deadline would only raise its generic timeout error;
+        # ours below also watches the connection.
+        sending = asyncio.create_task(
+            client.publish(
+                topic, payload, qos=qos, retain=retain, properties=properties, timeout=math.inf
+            )
+        )
+        losing = asyncio.create_task(lost.wait())
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain)
-        except aiomqtt.MqttError as exc:
-            raise MqttLinkError(f"publish to {topic} failed: {exc}") from exc
+            done, _ = await asyncio.wait(
+                {sending, losing},
+                timeout=self._settings.publish_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            sending.cancel()
+            losing.cancel()
+        if sending in done:
+            try:
+                sending.result()
+            except aiomqtt.MqttError as exc:
+                raise MqttLinkError(f"publish to {topic} failed: {exc}") from exc
+            return
+        if losing in done:
+            raise MqttNotConnectedError(f"connection lost before the broker confirmed {topic}")
+        raise MqttLinkError(
+            f"publish to {topic}: no PUBACK within {self._settings.publish_timeout_s} s"
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, serve and reconnect with backoff until `stop` is set."""
         while not stop.is_set():
             try:
                 await self._session(stop)
-            except aiomqtt.MqttError as exc:
-                self._set_state(connected=False, error=str(exc) or type(exc).__name__)
-                log.warning("mqtt %s: connection lost or refused: %s", self._endpoint(), exc)
+            except (aiomqtt.MqttError, MqttLinkError) as exc:
+                # Only the text is kept, also in the log record: the exception's context
+                # may hold the socket of a failed TLS handshake, which paho leaves open.
+                error = str(exc) or type(exc).__name__
+                self._set_state(connected=False, error=error)
+                log.warning("mqtt %s: connection lost or refused: %s", self._endpoint(), error)
             if stop.is_set():
                 break
             delay = self._backoff.next_delay()
@@ -133,7 +237,41 @@ class MqttLink:
 
     async def _session(self, stop: asyncio.Event) -> None:
         s = self._settings
-        will = aiomqtt.Will(s.availability_topic, OFFLINE, qos=1, retain=True)
+        client = await self._new_client()
+        async with client:
+            lost = asyncio.Event()
+            try:
+                # Set first: a filter registered while the loop below awaits is then
+                # subscribed by `subscribe()` itself (twice is harmless, never is not).
+                self._client, self._lost = client, lost
+                await client.publish(
+                    s.availability_topic, ONLINE, qos=1, retain=True, timeout=s.publish_timeout_s
+                )
+                for topic_filter in list(self._handlers):
+                    await client.subscribe(topic_filter, qos=1)
+                self._backoff.reset()
+                self._set_state(connected=True, error=None)
+                log.info("mqtt %s: connected as %s", self._endpoint(), s.client_id)
+                for callback in list(self._connect_callbacks):
+                    self._start_callback(callback)
+                await self._serve_until(client, stop)
+                # Nothing of ours may follow the `offline`.
+                await self._cancel_callbacks()
+                await client.publish(
+                    s.availability_topic, OFFLINE, qos=1, retain=True, timeout=s.publish_timeout_s
+                )
+            finally:
+                lost.set()
+                await self._cancel_callbacks()
+                self._client = None
+                self._set_state(connected=False, error=self._state.last_error)
+
+    async def _new_client(self) -> aiomqtt.Client:
+        s = self._settings
+        # Read for every session, in a thread (file I/O): a renewed CA or client
+        # certificate is picked up at the next reconnect.
+        tls = await asyncio.to_thread(ssl_context_blocking, s.tls) if s.tls else None
+        v5 = s.protocol == "5"
         client = aiomqtt.Client(
             s.host,
             s.port,
@@ -141,25 +279,49 @@ class MqttLink:
             username=s.username,
             password=s.password,
             keepalive=s.keepalive,
-            will=will,
+            will=aiomqtt.Will(s.availability_topic, OFFLINE, qos=1, retain=True),
             timeout=s.connect_timeout,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            # Clean every time (see the class docstring). paho refuses each flag on the
+            # other version, so the other one keeps its default.
+            clean_session=None if v5 else True,
+            clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+            max_inflight_messages=s.max_inflight,
+            tls_context=tls,
         )
-        async with client:
-            try:
-                # Set first: a filter registered while the loop below awaits is then
-                # subscribed by `subscribe()` itself (twice is harmless, never is not).
-                self._client = client
-                await client.publish(s.availability_topic, ONLINE, qos=1, retain=True)
-                for topic_filter in list(self._handlers):
-                    await client.subscribe(topic_filter, qos=1)
-                self._backoff.reset()
-                self._set_state(connected=True, error=None)
-                log.info("mqtt %s: connected as %s", self._endpoint(), s.client_id)
-                await self._serve_until(client, stop)
-                await client.publish(s.availability_topic, OFFLINE, qos=1, retain=True)
-            finally:
-                self._client = None
-                self._set_state(connected=False, error=self._state.last_error)
+        # aiomqtt warns once more than this many calls await their ack: a dispatch
+        # to the whole fleet is expected to, up to the in-flight limit.
+        client.pending_calls_threshold = s.max_inflight
+        return client
+
+    def _publish_properties(
+        self, expiry_s: int | None, response_topic: str | None, correlation: bytes | None
+    ) -> Properties | None:
+        if self._settings.protocol != "5":
+            return None
+        if expiry_s is None and response_topic is None and correlation is None:
+            return None
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call] # paho leaves it untyped
+        if expiry_s is not None:
+            # 0 would mean "never expires" to mosquitto: a command in its last second
+            # still gets one second, not forever.
+            properties.MessageExpiryInterval = min(max(expiry_s, 1), MAX_EXPIRY_S)
+        if response_topic is not None:
+            properties.ResponseTopic = response_topic
+        if correlation is not None:
+            properties.CorrelationData = correlation
+        return properties
+
+    def _start_callback(self, callback: ConnectCallback) -> None:
+        task = asyncio.get_running_loop().create_task(_run_connect_callback(callback))
+        self._callbacks_running.add(task)
+        task.add_done_callback(self._callbacks_running.discard)
+
+    async def _cancel_callbacks(self) -> None:
+        running = list(self._callbacks_running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def _serve_until(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         pump = asyncio.create_task(self._dispatch(client))
@@ -175,9 +337,7 @@ class MqttLink:
 
     async def _dispatch(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            incoming = MqttMessage(str(message.topic), data, bool(message.retain))
+            incoming = _incoming(message)
             for topic_filter, handlers in list(self._handlers.items()):
                 if message.topic.matches(topic_filter):
                     for handler in list(handlers):
@@ -195,6 +355,35 @@ class MqttLink:
         return f"{self._settings.host}:{self._settings.port}"
 
 
+def ssl_context_blocking(tls: MqttTls) -> ssl.SSLContext:
+    """The TLS context for `tls` (reads certificate files: call it from a thread)."""
+    try:
+        # With a CA file, that CA alone is trusted; without, the system's store.
+        context = ssl.create_default_context(cafile=tls.ca_file)
+        if tls.cert_file is not None:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+    except OSError as exc:  # ssl.SSLError included: a file that is not PEM
+        raise MqttLinkError(f"TLS certificate files: {exc}") from exc
+    # Still CERT_REQUIRED: the chain is verified, only the name is not compared.
+    context.check_hostname = not tls.insecure
+    return context
+
+
+def _incoming(message: aiomqtt.Message) -> MqttMessage:
+    payload = message.payload
+    data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+    # paho's Properties has an attribute only for the properties the packet carried.
+    correlation = getattr(message.properties, "CorrelationData", None)
+    response_topic = getattr(message.properties, "ResponseTopic", None)
+    return MqttMessage(
+        str(message.topic),
+        data,
+        bool(message.retain),
+        correlation=correlation if isinstance(correlation, bytes) else None,
+        response_topic=response_topic if isinstance(response_topic, str) else None,
+    )
+
+
 async def _call_handler(handler: Handler, message: MqttMessage) -> None:
     # A device that sends garbage must not take the link down: handlers raise
     # ValueError (which includes JSON and pydantic validation errors) for bad payloads.
@@ -202,6 +391,15 @@ async def _call_handler(handler: Handler, message: MqttMessage) -> None:
         await handler(message)
     except ValueError as exc:
         log.warning("mqtt %s: ignored malformed message: %s", message.topic, exc)
+
+
+async def _run_connect_callback(callback: ConnectCallback) -> None:
+    try:
+        await callback()
+    except Exception:  # the caller's code: its failure must not end the link
+        log.exception(
+            "mqtt: on_connect callback %s failed", getattr(callback, "__qualname__", callback)
+        )
 
 
 def _log_failed_subscribe(task: asyncio.Task[object]) -> None:

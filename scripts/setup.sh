@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # GStreamer's RTSP server (run by Debian's own python3 through python3-gi) gives the camera
 # simulator real H.264 media; iproute2 builds the private network for the discovery test.
 # ffmpeg remuxes H.264 to HLS for slow links; fonts-dejavu-core draws Vietnamese text;
-# chromium runs the web console's browser tests (through Playwright).
-packages=(python3 python3-venv mosquitto systemd shellcheck
+# chromium runs the web console's browser tests (through Playwright). openssl makes the
+# certificates of the MQTT TLS tests.
+packages=(python3 python3-venv mosquitto systemd shellcheck openssl
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-x iproute2
     ffmpeg fonts-dejavu-core chromium)

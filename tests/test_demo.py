@@ -114,6 +114,36 @@ def test_demo_prints_a_working_login_and_stops_cleanly() -> None:
         poll_until(lambda: cameras() == {"motcua-1": "online", "tiepdan-1": "online"}, timeout=30)
         shot = httpx.get(url + "api/v1/cameras/motcua-1/snapshot.jpg", headers=headers, timeout=10)
         assert shot.headers["content-type"] == "image/jpeg"
+
+        def speakers() -> list[dict[str, str]]:
+            listed: list[dict[str, str]] = httpx.get(
+                url + "api/v1/speakers", params={"status": "online"}, headers=headers, timeout=10
+            ).json()
+            return listed
+
+        # Twelve simulated clusters in three villages, all online, each playing a test tone.
+        online = poll_until(lambda: len(speakers()) == 12 and speakers(), timeout=30)
+        assert len({speaker["zone"] for speaker in online}) == 3
+        tone = httpx.post(
+            url + "api/v1/speakers/test-tone",
+            json={"targets": {"zones": ["thon-dong"]}},
+            headers=headers,
+            timeout=10,
+        )
+        assert tone.status_code == 202
+        cmd_ids = [command["cmd_id"] for command in tone.json()]
+        assert len(cmd_ids) == 4
+
+        def started() -> bool:
+            return all(
+                httpx.get(
+                    url + f"api/v1/speaker-commands/{cmd_id}", headers=headers, timeout=10
+                ).json()["state"]
+                in {"started", "finished"}
+                for cmd_id in cmd_ids
+            )
+
+        poll_until(started, timeout=30)
         brokers = children_named(process.pid, "mosquitto")
         assert len(brokers) == 1
 

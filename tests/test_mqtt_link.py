@@ -1,17 +1,27 @@
-"""The MQTT link against a real private mosquitto: availability, subscriptions, reconnects."""
+"""The MQTT link against a real private mosquitto: availability, subscriptions, reconnects,
+MQTT 5 properties, connect callbacks and bounded publishes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import aiomqtt
 import pytest
 
 from drivers.backoff import Backoff
-from drivers.mqtt import MqttLink, MqttMessage, MqttNotConnectedError, MqttSettings
+from drivers.mqtt import (
+    MqttLink,
+    MqttLinkError,
+    MqttMessage,
+    MqttNotConnectedError,
+    MqttSettings,
+)
 from drivers.sim.broker import PrivateBroker
 from tests.support import retained
 
@@ -137,3 +147,128 @@ async def test_a_handler_may_subscribe_more_while_messages_flow(broker: PrivateB
             await client.publish("t/grow/announce", b"s1", qos=1)
         assert await asyncio.wait_for(later.get(), 10) == b"ready"
         assert link.connected
+
+
+async def test_mqtt5_properties_reach_a_subscriber_and_the_link(broker: PrivateBroker) -> None:
+    link = MqttLink(settings(broker.port, "props"))
+    seen: asyncio.Queue[MqttMessage] = asyncio.Queue()
+    link.subscribe("t/props/cmd", seen.put)
+    async with (
+        aiomqtt.Client(
+            "127.0.0.1", broker.port, identifier="v5-sub", protocol=aiomqtt.ProtocolVersion.V5
+        ) as subscriber,
+        running(link),
+    ):
+        await subscriber.subscribe("t/props/cmd", qos=1)
+        await asyncio.wait_for(link.wait_connected(), 10)
+        await link.publish(
+            "t/props/cmd", b"{}", expiry_s=300, response_topic="t/props/ack", correlation=b"c1"
+        )
+        async with asyncio.timeout(10):
+            message = await anext(aiter(subscriber.messages))
+        properties = message.properties
+        assert properties is not None
+        assert (properties.ResponseTopic, properties.CorrelationData) == ("t/props/ack", b"c1")
+        assert 0 < properties.MessageExpiryInterval <= 300  # what is left of it
+        own = await asyncio.wait_for(seen.get(), 10)
+        assert (own.response_topic, own.correlation) == ("t/props/ack", b"c1")
+
+
+async def test_on_mqtt_3_1_1_the_same_publish_works_without_properties(
+    broker: PrivateBroker,
+) -> None:
+    link = MqttLink(replace(settings(broker.port, "v311"), protocol="3.1.1"))
+    seen: asyncio.Queue[MqttMessage] = asyncio.Queue()
+    link.subscribe("t/v311/cmd", seen.put)
+    async with running(link):
+        await asyncio.wait_for(link.wait_connected(), 10)
+        await link.publish(
+            "t/v311/cmd", b"{}", expiry_s=300, response_topic="t/v311/ack", correlation=b"c1"
+        )
+        message = await asyncio.wait_for(seen.get(), 10)
+    assert message == MqttMessage("t/v311/cmd", b"{}", retain=False)
+
+
+async def test_on_connect_runs_once_subscribed_after_every_connect(
+    own_broker: PrivateBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = MqttLink(settings(own_broker.port, "oc"), backoff=Backoff(initial=0.05, cap=0.2))
+    echoes: asyncio.Queue[bytes] = asyncio.Queue()
+    link.subscribe("t/oc/echo", lambda message: echoes.put(message.payload))
+
+    async def resend() -> None:
+        # Comes back only if the subscription was in place before this ran.
+        await link.publish("t/oc/echo", str(link.state.connects).encode())
+
+    async def broken() -> None:
+        raise RuntimeError("outbox on fire")
+
+    link.on_connect(resend)
+    link.on_connect(broken)
+    caplog.set_level(logging.ERROR)
+    async with running(link):
+        assert await asyncio.wait_for(echoes.get(), 10) == b"1"
+        await asyncio.to_thread(own_broker.stop_blocking)
+        await asyncio.wait_for(link.wait_disconnected(), 10)
+        own_broker.start_blocking()  # from this thread: see test_subscriptions_survive...
+        assert await asyncio.wait_for(echoes.get(), 20) == b"2"
+        assert link.connected
+    assert caplog.text.count("on_connect callback") == 2
+    assert "outbox on fire" in caplog.text
+
+
+async def test_on_connect_registered_while_connected_runs_at_once(broker: PrivateBroker) -> None:
+    link = MqttLink(settings(broker.port, "oc-late"))
+    ran = asyncio.Event()
+
+    async def callback() -> None:
+        ran.set()
+
+    async with running(link):
+        await asyncio.wait_for(link.wait_connected(), 10)
+        link.on_connect(callback)
+        await asyncio.wait_for(ran.wait(), 10)
+
+
+async def test_publish_to_a_stopped_broker_raises_instead_of_hanging(
+    own_broker: PrivateBroker,
+) -> None:
+    link = MqttLink(settings(own_broker.port, "gone"), backoff=Backoff(initial=5, cap=5))
+    async with running(link):
+        await asyncio.wait_for(link.wait_connected(), 10)
+        await asyncio.to_thread(own_broker.stop_blocking)
+        # Whether or not the link has noticed yet: an error, well before the deadline.
+        with pytest.raises(MqttLinkError):
+            await asyncio.wait_for(link.publish("t/gone/x", b"1"), 8)
+        await asyncio.wait_for(link.wait_disconnected(), 10)
+        with pytest.raises(MqttNotConnectedError):
+            await link.publish("t/gone/x", b"1")
+
+
+async def test_publish_gives_up_when_no_puback_comes(own_broker: PrivateBroker) -> None:
+    link = MqttLink(replace(settings(own_broker.port, "frozen"), publish_timeout_s=0.3))
+    async with running(link):
+        await asyncio.wait_for(link.wait_connected(), 10)
+        pid = own_broker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # the connection stays up; nothing answers
+        try:
+            with pytest.raises(MqttLinkError, match=r"no PUBACK within 0\.3 s"):
+                await asyncio.wait_for(link.publish("t/frozen/x", b"1"), 8)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_fleet_sized_burst_of_publishes(
+    broker: PrivateBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = MqttLink(settings(broker.port, "burst"))
+    caplog.set_level(logging.WARNING)
+    async with running(link):
+        await asyncio.wait_for(link.wait_connected(), 10)
+        topics = [f"t/burst/spk-{n}/cmd" for n in range(300)]
+        await asyncio.wait_for(
+            asyncio.gather(*(link.publish(topic, b"{}") for topic in topics)), 20
+        )
+    # aiomqtt warns past 10 pending acks unless told the in-flight limit is wanted.
+    assert "pending publish calls" not in caplog.text

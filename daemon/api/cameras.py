@@ -22,12 +22,11 @@ from daemon.api.camera_models import (
     ProbeOut,
     PtzMove,
 )
-from daemon.api.deps import Principal, State, require_role
+from daemon.api.deps import Principal, State, audit, require_role
 from daemon.auth import Claims, Role
 from daemon.cameras.manager import CameraConflictError, ManagedCamera
 from daemon.cameras.monitor import CameraMonitor, NotConnectedError, status_for
 from daemon.config import CameraConfig
-from daemon.store.users import record_audit
 from drivers.camera.model import (
     CameraError,
     CameraUnreachableError,
@@ -78,13 +77,6 @@ def camera_errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
     except CameraConflictError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-
-
-async def _audit(state: State, request: Request, claims: Claims, action: str, target: str) -> None:
-    client = request.client.host if request.client else ""
-    await record_audit(
-        state.store, actor=claims.username, action=action, target=target, client=client
-    )
 
 
 def _as_config(data: dict[str, object]) -> CameraConfig:
@@ -147,7 +139,7 @@ async def add_camera(
         )
     with camera_errors():
         camera = await state.cameras.add(config)
-    await _audit(state, request, claims, "camera.add", config.id)
+    await audit(state, request, claims, "camera.add", config.id)
     return AddResult(saved=True, probe=probe, camera=CameraDetail.detail(camera))
 
 
@@ -163,7 +155,7 @@ async def update_camera(
     merged |= body.model_dump(exclude_unset=True)
     with camera_errors():
         camera = await state.cameras.update(_as_config(merged))
-    await _audit(state, request, claims, "camera.update", camera_id)
+    await audit(state, request, claims, "camera.update", camera_id)
     return CameraDetail.detail(camera)
 
 
@@ -173,7 +165,7 @@ async def delete_camera(camera_id: str, state: State, claims: Technician, reques
     visible(state, claims, camera_id)
     with camera_errors():
         await state.cameras.remove(camera_id)
-    await _audit(state, request, claims, "camera.delete", camera_id)
+    await audit(state, request, claims, "camera.delete", camera_id)
 
 
 def _ptz_profile(monitor: CameraMonitor) -> str:
@@ -211,7 +203,7 @@ async def ptz_set_preset(
     monitor = visible(state, claims, camera_id).monitor
     with camera_errors():
         token = await monitor.driver().set_preset(_ptz_profile(monitor), body.name)
-    await _audit(state, request, claims, "camera.preset", f"{camera_id}/{token}")
+    await audit(state, request, claims, "camera.preset", f"{camera_id}/{token}")
     return PresetOut(token=token, name=body.name)
 
 
@@ -230,7 +222,7 @@ async def reboot(
     monitor = visible(state, claims, camera_id).monitor
     with camera_errors():
         message = await monitor.driver().reboot()
-    await _audit(state, request, claims, "camera.reboot", camera_id)
+    await audit(state, request, claims, "camera.reboot", camera_id)
     return {"message": message}
 
 
@@ -242,7 +234,7 @@ async def sync_time(
     monitor = visible(state, claims, camera_id).monitor
     with camera_errors():
         offset = await monitor.sync_time()
-    await _audit(state, request, claims, "camera.sync_time", camera_id)
+    await audit(state, request, claims, "camera.sync_time", camera_id)
     return {"clock_offset_s": offset}
 
 

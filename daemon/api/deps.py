@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from daemon.auth import Claims, InvalidTokenError, Role
 from daemon.state import AppState
-from daemon.store.users import get_user
+from daemon.store.users import get_user, record_audit
 
 COOKIE = "loacam_session"
 _PUBLIC_MARK = "__loacam_public__"
@@ -107,3 +107,18 @@ def require_role(*roles: Role) -> Callable[[Claims], Awaitable[Claims]]:
         return claims
 
     return check
+
+
+async def audit(
+    state: AppState, request: Request, claims: Claims, action: str, target: str, *, detail: str = ""
+) -> None:
+    """One audit-log line for a change a user made."""
+    client = request.client.host if request.client else ""
+    await record_audit(
+        state.store,
+        actor=claims.username,
+        action=action,
+        target=target,
+        client=client,
+        detail=detail,
+    )

@@ -52,3 +52,73 @@ cameras = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# The speaker command outbox: a command is written here before it is published, and
+# every step of its delivery is recorded on the same row (docs/mqtt-speakers.md).
+speaker_commands = sa.Table(
+    "speaker_commands",
+    metadata,
+    sa.Column("cmd_id", sa.String(32), primary_key=True),
+    sa.Column("speaker_id", sa.String(63), nullable=False, index=True),
+    sa.Column("driver", sa.String(16), nullable=False),
+    sa.Column("op", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False, server_default=""),
+    sa.Column("item_id", sa.String(128), nullable=True),
+    sa.Column("media", sa.String(128), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("volume", sa.Integer, nullable=True),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("error", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Zones (villages) named through the API; zones named only in the YAML are not stored.
+zones = sa.Table(
+    "zones",
+    metadata,
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# When each speaker last changed between online and offline, so an offline alarm
+# still counts from the right moment after a daemon restart.
+speaker_presence = sa.Table(
+    "speaker_presence",
+    metadata,
+    sa.Column("speaker_id", sa.String(63), primary_key=True),
+    sa.Column("online", sa.Boolean, nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Alarms (raised, then cleared) and the daemon's event log of them.
+alarms = sa.Table(
+    "alarms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(63), nullable=False, index=True),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("cleared_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+event_log = sa.Table(
+    "event_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(63), nullable=False, server_default=""),
+    sa.Column("message", sa.Text, nullable=False),
+)

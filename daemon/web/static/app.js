@@ -45,10 +45,12 @@ const MAX_STREAMS = 4;
 const $ = (id) => document.getElementById(id);
 
 let loggedIn = false;
-let listTimer = 0;
-let ageTimer = 0;
 let serverLost = false;
 let sequence = 0;
+
+// Other parts of the console (speakers.js) join the session here: each has enter(me), called
+// with the who-am-i answer once logged in, and leave(), called on the way out.
+const parts = [];
 
 // ---- small helpers ---------------------------------------------------------------------
 
@@ -65,6 +67,74 @@ async function api(path, options = {}) {
     body = await response.json().catch(() => null);
   }
   return { response, body };
+}
+
+function post(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+// A refresh that runs again `everyMs` after each run ends, until stopped: whoever starts it,
+// one timer stays. A run that throws (fetch does when the server cannot be reached) does not
+// end the loop; the camera list's refresh is the one that tells the user.
+class Repeat {
+  constructor(everyMs, work) {
+    this.everyMs = everyMs;
+    this.work = work;
+    this.running = false;
+    this.timer = 0;
+  }
+
+  async now() {
+    this.running = true;
+    clearTimeout(this.timer);
+    try {
+      await this.work();
+    } catch (error) {
+      console.warn("loacam:", error);
+    }
+    clearTimeout(this.timer);
+    if (this.running) this.timer = setTimeout(() => this.now(), this.everyMs);
+  }
+
+  later(delayMs) {
+    this.running = true;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.now(), delayMs);
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+  }
+}
+
+// Keeps one view per item (views: id → view with update(item)), in the items' order: views
+// of items gone are dropped, new items get a view from `create`.
+function reconcile(views, items, create, drop) {
+  const seen = new Set(items.map((item) => item.id));
+  for (const [id, view] of views) {
+    if (!seen.has(id)) drop(id, view);
+  }
+  const ordered = new Map();
+  for (const item of items) {
+    const view = views.get(item.id) || create(item);
+    view.update(item);
+    ordered.set(item.id, view);
+  }
+  views.clear();
+  for (const [id, view] of ordered) views.set(id, view);
+}
+
+// Moves nodes only when their order changed: pictures keep playing, inputs keep their focus.
+function placeInOrder(container, nodes) {
+  const children = container.children;
+  if (nodes.length !== children.length || nodes.some((node, i) => children[i] !== node)) {
+    container.append(...nodes);
+  }
 }
 
 function cameraPath(id, rest) {
@@ -93,8 +163,34 @@ function stamp(date) {
   return `${day}-${two(date.getHours())}${two(date.getMinutes())}${two(date.getSeconds())}`;
 }
 
+// Times shown are Vietnam's, like the daemon's own messages (its alarms say "mất kết nối từ
+// 14:05 27/11/2026"), whatever zone the PC is set to.
+const VIETNAM_TIME = new Intl.DateTimeFormat("en-GB", {
+  timeZone: "Asia/Ho_Chi_Minh",
+  hourCycle: "h23",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  day: "2-digit",
+  month: "2-digit",
+  year: "numeric",
+});
+
+function vietnam(date) {
+  const part = {};
+  for (const { type, value } of VIETNAM_TIME.formatToParts(date)) part[type] = value;
+  return part;
+}
+
 function clock(date) {
-  return `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
+  const at = vietnam(date);
+  return `${at.hour}:${at.minute}:${at.second}`;
+}
+
+// A moment as Vietnamese write it: "14:05 27/11/2026".
+function when(iso) {
+  const at = vietnam(new Date(iso));
+  return `${at.hour}:${at.minute} ${at.day}/${at.month}/${at.year}`;
 }
 
 // Vietnamese writes three and a half as 3,5.
@@ -123,7 +219,7 @@ function statusName(status) {
 function setBadge(badge, camera) {
   badge.textContent = statusName(camera.status);
   badge.className = `badge ${camera.status}`;
-  const since = camera.since ? new Date(camera.since).toLocaleString("vi-VN") : "";
+  const since = camera.since ? when(camera.since) : "";
   const why = camera.last_error ? ` — ${camera.last_error}` : "";
   badge.title = since ? `${statusName(camera.status)} từ ${since}${why}` : why;
 }
@@ -350,9 +446,7 @@ const viewer = {
     this.update(camera);
     if (!this.dialog.open) this.dialog.showModal();
     arrange(); // the grid rests while the main stream plays: one link's worth of bandwidth
-    // The main stream's age, once its capture has had a moment to start.
-    clearTimeout(ageTimer);
-    ageTimer = setTimeout(refreshAgesLoop, 1000);
+    ageLoop.later(1000); // the main stream's age, once its capture has had a moment to start
   },
 
   update(camera) {
@@ -418,40 +512,29 @@ $("viewer-snapshot").addEventListener("click", onSnapshotClick);
 // ---- refreshing ------------------------------------------------------------------------
 
 function placeTiles(cameras) {
-  const grid = $("camera-grid");
-  const seen = new Set(cameras.map((camera) => camera.id));
-  for (const [id, tile] of tiles) {
-    if (!seen.has(id)) {
+  reconcile(
+    tiles,
+    cameras,
+    (camera) => {
+      const tile = new Tile(camera);
+      onScreen.observe(tile.root);
+      return tile;
+    },
+    (id, tile) => {
       onScreen.unobserve(tile.root);
       tile.remove();
-      tiles.delete(id);
       if (viewer.camera && viewer.camera.id === id) viewer.dialog.close();
-    }
-  }
-  const ordered = new Map();
-  for (const camera of cameras) {
-    let tile = tiles.get(camera.id);
-    if (!tile) {
-      tile = new Tile(camera);
-      onScreen.observe(tile.root);
-    }
-    tile.update(camera);
-    ordered.set(camera.id, tile);
-    if (viewer.camera && viewer.camera.id === camera.id) viewer.update(camera);
-  }
-  tiles.clear();
-  for (const [id, tile] of ordered) tiles.set(id, tile);
-  // Move nodes only when the order changed: the pictures keep playing either way.
-  const nodes = [...tiles.values()].map((tile) => tile.root);
-  if (nodes.length !== grid.children.length || nodes.some((n, i) => grid.children[i] !== n)) {
-    grid.append(...nodes);
-  }
+    },
+  );
+  const shown = viewer.camera && tiles.get(viewer.camera.id);
+  if (shown) viewer.update(shown.camera);
+  placeInOrder($("camera-grid"), [...tiles.values()].map((tile) => tile.root));
 }
 
 async function refreshCameras() {
   const { response, body } = await api("/api/v1/cameras");
   if (response.status === 401) {
-    leave("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.");
+    sessionExpired();
     return;
   }
   if (!response.ok || !Array.isArray(body)) return;
@@ -461,6 +544,7 @@ async function refreshCameras() {
   arrange();
 }
 
+// The list refresh reports a lost server; the ages simply wait for it.
 async function refreshAges() {
   if (!loggedIn) return;
   const open = viewer.isOpen() && viewer.camera;
@@ -530,20 +614,10 @@ async function refreshList() {
     serverLost = true;
     $("offline-banner").hidden = false;
   }
-  // Clear first: whoever started this refresh, one timer stays.
-  clearTimeout(listTimer);
-  if (loggedIn) listTimer = setTimeout(refreshList, LIST_EVERY_MS);
 }
 
-async function refreshAgesLoop() {
-  try {
-    await refreshAges();
-  } catch {
-    // The list refresh reports a lost server; the ages simply wait for it.
-  }
-  clearTimeout(ageTimer);
-  if (loggedIn) ageTimer = setTimeout(refreshAgesLoop, AGE_EVERY_MS);
-}
+const cameraLoop = new Repeat(LIST_EVERY_MS, refreshList);
+const ageLoop = new Repeat(AGE_EVERY_MS, refreshAges);
 
 document.addEventListener("visibilitychange", arrange);
 
@@ -558,8 +632,9 @@ function show(state) {
 
 function leave(message) {
   show(false);
-  clearTimeout(listTimer);
-  clearTimeout(ageTimer);
+  cameraLoop.stop();
+  ageLoop.stop();
+  for (const part of parts) part.leave();
   if (viewer.isOpen()) viewer.dialog.close();
   for (const tile of tiles.values()) {
     onScreen.unobserve(tile.root);
@@ -576,6 +651,10 @@ function leave(message) {
   error.hidden = !message;
 }
 
+function sessionExpired() {
+  leave("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.");
+}
+
 async function enter() {
   const { response, body } = await api("/api/v1/auth/me");
   if (!response.ok) {
@@ -587,20 +666,18 @@ async function enter() {
   $("welcome").textContent = `Xin chào ${body.username}. Bạn đăng nhập với vai trò ${role}.`;
   technical = body.role === "admin" || body.role === "technician";
   show(true);
-  clearTimeout(listTimer);
-  clearTimeout(ageTimer);
-  await refreshList();
-  ageTimer = setTimeout(refreshAgesLoop, 1000);
+  for (const part of parts) part.enter(body);
+  await cameraLoop.now();
+  ageLoop.later(1000);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const error = $("login-error");
   error.hidden = true;
-  const { response, body } = await api("/api/v1/auth/login", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: $("username").value, password: $("password").value }),
+  const { response, body } = await post("/api/v1/auth/login", {
+    username: $("username").value,
+    password: $("password").value,
   });
   if (!response.ok) {
     error.textContent = response.status === 422
@@ -618,4 +695,5 @@ $("logout").addEventListener("click", async () => {
   leave("");
 });
 
-enter();
+// After every deferred script (speakers.js too) has run and joined `parts`.
+document.addEventListener("DOMContentLoaded", enter);

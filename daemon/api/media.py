@@ -1,0 +1,33 @@
+"""Signed media URLs: how a speaker downloads audio without a login."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import FileResponse
+
+from daemon.api.deps import State, public
+from daemon.media import MEDIA_TYPES, is_media_name
+
+router = APIRouter(tags=["media"])
+
+_REFUSED = "Đường dẫn không hợp lệ hoặc đã hết hạn (invalid or expired media link)"
+
+
+@router.get("/media/{name}", response_class=FileResponse)
+@public
+async def media_file(
+    name: str,
+    state: State,
+    exp: Annotated[int, Query(ge=0)],
+    sig: Annotated[str, Query(min_length=64, max_length=64)],
+) -> FileResponse:
+    """One audio file, for whoever holds an unexpired signature over its name."""
+    # Same answer for a bad name, a bad signature and an expired one: nothing to probe.
+    if not is_media_name(name) or not state.media_signer.check(name, exp, sig):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=_REFUSED)
+    path = state.media.path(name)
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Không có tệp này (no such file)")
+    return FileResponse(path, media_type=MEDIA_TYPES[name.rsplit(".", 1)[1]])

@@ -1,0 +1,118 @@
+"""Audio files speakers download, and the signed URLs that let them do it without a login.
+
+A speaker on a 4G link has no account: it gets a URL that names one file and carries
+an expiry and an HMAC over both, so the URL cannot be stretched to another file or a
+later time. Files are named by their content hash, so nothing a user types reaches
+a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import tempfile
+import time
+from collections import OrderedDict
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+from audio.decode import AudioDecodeError, Decoded, to_wav_blocking
+
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "opus": "audio/ogg",
+    "flac": "audio/flac",
+    "m4a": "audio/mp4",
+}
+_NAME = re.compile(r"^[0-9a-f]{32}\.(" + "|".join(MEDIA_TYPES) + r")$")
+_WAV_CACHE_ENTRIES = 16
+
+
+class MediaError(Exception):
+    """A media file is missing or cannot be used."""
+
+
+def is_media_name(name: str) -> bool:
+    return bool(_NAME.match(name))
+
+
+class MediaStore:
+    """Content-addressed audio files under one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._wav: OrderedDict[str, Decoded] = OrderedDict()
+
+    def put_blocking(self, data: bytes, suffix: str) -> str:
+        """Store `data` (written to a temporary file, then renamed: never half a file)."""
+        if suffix not in MEDIA_TYPES:
+            raise MediaError(f"unsupported audio type {suffix!r}")
+        name = f"{hashlib.sha256(data).hexdigest()[:32]}.{suffix}"
+        target = self.directory / name
+        if target.exists():
+            return name
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            Path(tmp).replace(target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return name
+
+    async def put(self, data: bytes, suffix: str) -> str:
+        return await asyncio.to_thread(self.put_blocking, data, suffix)
+
+    def path(self, name: str) -> Path:
+        if not is_media_name(name):
+            raise MediaError(f"not a media file name: {name[:80]!r}")
+        return self.directory / name
+
+    async def wav(self, name: str) -> Decoded:
+        """The file as mono PCM WAV (for Hermes speakers), decoded once and cached."""
+        if (cached := self._wav.get(name)) is not None:
+            self._wav.move_to_end(name)
+            return cached
+        path = self.path(name)
+        try:
+            # Decoding is CPU work in FFmpeg: keep it off the event loop.
+            decoded = await asyncio.to_thread(to_wav_blocking, path)
+        except FileNotFoundError:
+            raise MediaError(f"{name}: no such media file") from None
+        except AudioDecodeError as exc:
+            raise MediaError(str(exc)) from exc
+        self._wav[name] = decoded
+        while len(self._wav) > _WAV_CACHE_ENTRIES:
+            self._wav.popitem(last=False)
+        return decoded
+
+
+class MediaSigner:
+    """Signs and checks `/media/<name>?exp=<unix>&sig=<hex>` URLs."""
+
+    def __init__(self, key: bytes, base_url: str) -> None:
+        # A key of its own, derived from the login-token key: a media signature can
+        # never be replayed as anything else.
+        self._key = hmac.new(key, b"loacam media url v1", hashlib.sha256).digest()
+        self.base_url = base_url.rstrip("/")
+
+    def _mac(self, name: str, expires: int) -> str:
+        return hmac.new(self._key, f"{name}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def url(self, name: str, expires_at: datetime) -> str:
+        expires = int(expires_at.timestamp())
+        query = urlencode({"exp": expires, "sig": self._mac(name, expires)})
+        return f"{self.base_url}/media/{name}?{query}"
+
+    def check(self, name: str, expires: int, signature: str, now: float | None = None) -> bool:
+        if (now if now is not None else time.time()) > expires:
+            return False
+        return hmac.compare_digest(self._mac(name, expires), signature)

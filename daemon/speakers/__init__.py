@@ -1,0 +1,1 @@
+"""The speaker fleet: registry, command outbox and dispatcher, zones and alarms."""

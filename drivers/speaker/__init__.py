@@ -1,0 +1,12 @@
+"""Speaker drivers: one module per kind of speaker, all behind `model.SpeakerDriver`."""
+
+from drivers.speaker.hermes import HermesDriver
+from drivers.speaker.native import NativeDriver
+
+# The driver names a speaker's `driver:` setting may take (see daemon/config.py).
+DRIVERS: dict[str, type[NativeDriver] | type[HermesDriver]] = {
+    NativeDriver.name: NativeDriver,
+    HermesDriver.name: HermesDriver,
+}
+
+__all__ = ["DRIVERS", "HermesDriver", "NativeDriver"]
