@@ -31,7 +31,7 @@ MEDIA_TYPES = {
     "m4a": "audio/mp4",
 }
 _NAME = re.compile(r"^[0-9a-f]{32}\.(" + "|".join(MEDIA_TYPES) + r")$")
-_WAV_CACHE_ENTRIES = 16
+_WAV_CACHE_BYTES = 64 * 1024 * 1024  # about 25 minutes of speech as 22 kHz PCM
 
 
 class MediaError(Exception):
@@ -48,6 +48,7 @@ class MediaStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._wav: OrderedDict[str, Decoded] = OrderedDict()
+        self._decoding: dict[str, asyncio.Future[Decoded]] = {}
 
     def put_blocking(self, data: bytes, suffix: str) -> str:
         """Store `data` (written to a temporary file, then renamed: never half a file)."""
@@ -77,10 +78,22 @@ class MediaStore:
         return self.directory / name
 
     async def wav(self, name: str) -> Decoded:
-        """The file as mono PCM WAV (for Hermes speakers), decoded once and cached."""
+        """The file as mono PCM WAV (for Hermes speakers), decoded once and cached.
+
+        A dispatch to many Hermes speakers asks for the same file at once: they all
+        wait for one decode.
+        """
         if (cached := self._wav.get(name)) is not None:
             self._wav.move_to_end(name)
             return cached
+        pending = self._decoding.get(name)
+        if pending is None:
+            pending = asyncio.ensure_future(self._decode(name))
+            self._decoding[name] = pending
+            pending.add_done_callback(lambda _: self._decoding.pop(name, None))
+        return await asyncio.shield(pending)
+
+    async def _decode(self, name: str) -> Decoded:
         path = self.path(name)
         try:
             # Decoding is CPU work in FFmpeg: keep it off the event loop.
@@ -90,7 +103,7 @@ class MediaStore:
         except AudioDecodeError as exc:
             raise MediaError(str(exc)) from exc
         self._wav[name] = decoded
-        while len(self._wav) > _WAV_CACHE_ENTRIES:
+        while sum(len(d.wav) for d in self._wav.values()) > _WAV_CACHE_BYTES:
             self._wav.popitem(last=False)
         return decoded
 

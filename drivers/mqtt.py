@@ -72,6 +72,9 @@ class MqttSettings:
     max_inflight: int = 1000
     # How long a publish waits for the broker's PUBACK before it is called failed.
     publish_timeout_s: float = 10.0
+    # MQTT 5 only: how long the broker keeps the session (and messages for it) while
+    # the daemon is away.
+    session_expiry_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,12 @@ class MqttLink:
     publishes `offline` itself before disconnecting, since a clean DISCONNECT
     suppresses the will.
 
-    Every session starts clean (MQTT 5 clean start, 3.1.1 clean session): the daemon
-    re-subscribes by itself, the speakers' status/info/state are retained and arrive
-    again, and an `ack` missed meanwhile is asked for again by re-sending the command
-    (a repeated `cmd_id` is answered, not executed twice). A persistent session would
-    have the broker hoard every speaker message for a daemon that may not come back.
+    Over MQTT 5 the session outlives a restart for `session_expiry_s` (an hour): the
+    `started`/`finished` events and acks speakers publish while loacam restarts wait in
+    the broker, so proof of delivery survives it, and the broker stops hoarding for a
+    daemon that does not come back. 3.1.1 has no session expiry, so there each session
+    starts clean; an ack missed then is asked for again by re-sending the command (a
+    repeated `cmd_id` is answered, not executed twice), an event missed is not.
     """
 
     def __init__(self, settings: MqttSettings, *, backoff: Backoff | None = None) -> None:
@@ -282,10 +286,11 @@ class MqttLink:
             will=aiomqtt.Will(s.availability_topic, OFFLINE, qos=1, retain=True),
             timeout=s.connect_timeout,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            # Clean every time (see the class docstring). paho refuses each flag on the
-            # other version, so the other one keeps its default.
+            # See the class docstring. paho refuses each flag on the other version, so
+            # the other one keeps its default.
             clean_session=None if v5 else True,
-            clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+            clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+            properties=self._connect_properties() if v5 else None,
             max_inflight_messages=s.max_inflight,
             tls_context=tls,
         )
@@ -293,6 +298,11 @@ class MqttLink:
         # to the whole fleet is expected to, up to the in-flight limit.
         client.pending_calls_threshold = s.max_inflight
         return client
+
+    def _connect_properties(self) -> Properties:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call] # paho leaves it untyped
+        properties.SessionExpiryInterval = self._settings.session_expiry_s
+        return properties
 
     def _publish_properties(
         self, expiry_s: int | None, response_topic: str | None, correlation: bytes | None

@@ -60,6 +60,11 @@ async def _all_in(api: httpx.AsyncClient, cmd_ids: list[str], wanted: set[str]) 
     return set((await _states(api, cmd_ids)).values()) <= wanted
 
 
+async def _attempts(api: httpx.AsyncClient, cmd_id: str, at_least: int) -> bool:
+    response = await api.get(f"/api/v1/speaker-commands/{cmd_id}")
+    return bool(response.json()["attempts"] >= at_least)
+
+
 async def _online(api: httpx.AsyncClient, count: int) -> bool:
     speakers = (await api.get("/api/v1/speakers", params={"status": "online"})).json()
     return len(speakers) == count
@@ -82,8 +87,10 @@ async def test_broker_restart_mid_dispatch_plays_every_command_exactly_once(
             httpx.AsyncClient(base_url=daemon.base, headers=bearer(), timeout=10) as api,
         ):
             await until(lambda: _online(api, len(specs)))
-            for spec in present:  # they take the command but their acks stay unsent
-                fleet[spec.id].set_faults(SpeakerFaults(hold_acks=True))
+            for spec in present:
+                # They take the command, but their acks stay unsent and a slow download
+                # keeps the play from starting until the broker has restarted.
+                fleet[spec.id].set_faults(SpeakerFaults(hold_acks=True, download_delay_s=6.0))
             for spec in away:  # their commands wait in the broker's persistent sessions
                 await fleet[spec.id].go_offline(8.0)
             await until(lambda: _online(api, len(present)))
@@ -91,11 +98,18 @@ async def test_broker_restart_mid_dispatch_plays_every_command_exactly_once(
             sent = await api.post("/api/v1/speakers/test-tone", json={"targets": {"all": True}})
             assert sent.status_code == 202, sent.text
             cmd_ids = [c["cmd_id"] for c in sent.json()]
-            await until(lambda: _all_in(api, cmd_ids, {"sent", "offline", "started", "finished"}))
+            by_speaker = {c["speaker_id"]: c["cmd_id"] for c in sent.json()}
+            await until(lambda: _all_in(api, cmd_ids, {"sent", "offline"}))
+            for spec in present:
+                await fleet[spec.id].wait_for(lambda s: len(s.handled) == 1)
 
             await asyncio.to_thread(broker.stop_blocking)  # mid-dispatch: nothing acknowledged
             await asyncio.to_thread(broker.start_blocking)
+            # loacam re-sends every unacknowledged command; the speakers that had it
+            # already answer the repeat without playing it again.
             for spec in present:
+                await until(lambda sid=spec.id: _attempts(api, by_speaker[sid], 2))
+                await fleet[spec.id].wait_for(lambda s: s.duplicates >= 1, timeout=30)
                 fleet[spec.id].set_faults(SpeakerFaults())
 
             await until(lambda: _all_in(api, cmd_ids, {"finished"}), within_s=60)

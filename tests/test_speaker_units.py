@@ -70,7 +70,7 @@ def test_a_play_command_carries_every_field_of_the_protocol() -> None:
 
 
 def test_native_reports_become_typed_dataclasses() -> None:
-    driver = NativeDriver(_link(), "xa")
+    driver = NativeDriver(_link(), "xa", {})
     base = "loacam/xa/spk/loa-1"
     assert driver.parse(_message(f"{base}/status", "online")) == Availability("loa-1", online=True)
     assert driver.parse(_message(f"{base}/status", "")) == Availability("loa-1", online=False)
@@ -87,8 +87,9 @@ def test_native_reports_become_typed_dataclasses() -> None:
         _message(f"{base}/state", '{"playing": null, "volume": 70, "faults": ["amplifier"]}')
     )
     assert state == SpeakerState("loa-1", None, 70, None, ("amplifier",), None)
-    ack = driver.parse(_message(f"{base}/ack", json.dumps({"cmd_id": CMD, "ok": False,
-                                                         "error": "busy"})))  # fmt: skip
+    ack = driver.parse(
+        _message(f"{base}/ack", json.dumps({"cmd_id": CMD, "ok": False, "error": "busy"}))
+    )
     assert ack == Ack("loa-1", CMD, ok=False, error="busy")
     failed = driver.parse(
         _message(f"{base}/event", json.dumps({"event": "failed", "cmd_id": CMD, "error": "decode"}))
@@ -108,16 +109,25 @@ def test_native_reports_become_typed_dataclasses() -> None:
         ("ack", '{"cmd_id": "../../etc/passwd", "ok": true}'),
         ("event", '{"event": "exploded"}'),
         ("state", "\xff\xfe not json"),
+        ("state", '{"faults": ["' + "x" * 40 + '"]}'),
+        ("state", '{"playing": {"cmd_id": "not-a-command-id"}}'),
+        ("state", '{"faults": [], "pad": "' + "x" * 20_000 + '"}'),
     ],
 )
 def test_malformed_native_payloads_raise_value_error(leaf: str, payload: str) -> None:
-    driver = NativeDriver(_link(), "xa")
+    driver = NativeDriver(_link(), "xa", {})
     with pytest.raises(ValueError):  # noqa: PT011 - the link drops exactly ValueError
         driver.parse(_message(f"loacam/xa/spk/loa-1/{leaf}", payload))
 
 
+def test_a_topic_with_an_unsafe_speaker_id_is_refused() -> None:
+    driver = NativeDriver(_link(), "xa", {})
+    with pytest.raises(ValueError, match="not a speaker id"):
+        driver.parse(_message("loacam/xa/spk/" + "A" * 500 + "/status", "online"))
+
+
 def test_hermes_reports_are_mapped_from_site_ids_to_speakers() -> None:
-    driver = HermesDriver(_link(), {"bep": "loa-bep"})
+    driver = HermesDriver(_link(), "xa", {"bep": "loa-bep"})
     finished = driver.parse(
         _message("hermes/audioServer/bep/playFinished", '{"id": "abc", "siteId": "bep"}')
     )
@@ -127,8 +137,19 @@ def test_hermes_reports_are_mapped_from_site_ids_to_speakers() -> None:
 
 
 def _record() -> CommandRecord:
-    return CommandRecord(CMD, "loa-1", "native", Op.PLAY, "t", None, None, Priority.NORMAL,
-                         None, NOW, NOW + timedelta(minutes=5))  # fmt: skip
+    return CommandRecord(
+        CMD,
+        "loa-1",
+        "native",
+        Op.PLAY,
+        "t",
+        None,
+        None,
+        Priority.NORMAL,
+        None,
+        NOW,
+        NOW + timedelta(minutes=5),
+    )
 
 
 def test_delivery_state_only_moves_forward_and_stops_at_an_end() -> None:

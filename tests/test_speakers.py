@@ -17,9 +17,13 @@ import httpx
 import pytest
 
 from daemon.auth import Role
+from daemon.config import Config
+from daemon.speakers.outbox import CommandRecord, insert_commands
+from daemon.store import Store
 from drivers.sim.broker import PrivateBroker
 from drivers.sim.hermes import SimulatedHermesSpeaker
 from drivers.sim.speaker import SimSpeakerSpec, SpeakerFleet
+from drivers.speaker.model import Op, Priority
 from tests.speaker_rig import (
     bearer,
     declared,
@@ -355,3 +359,76 @@ async def test_media_urls_open_only_with_a_valid_signature(
             assert sneaky.status_code in {403, 404}
             assert b"SQLite" not in sneaky.content
             assert (await anonymous.get(f"{base}/media/{name}")).status_code == 422
+
+
+def _hermes_config(tmp_path: Path, broker: PrivateBroker, site: str) -> dict[str, object]:
+    return speaker_config(
+        tmp_path,
+        broker.port,
+        site=site,
+        speakers=[
+            {
+                "id": "loa-h",
+                "name": "Loa Hermes",
+                "zone": "thon-1",
+                "driver": "hermes",
+                "site_id": f"h-{site}",
+            }
+        ],
+    )
+
+
+async def test_a_hermes_command_handed_over_before_a_crash_is_never_sent_again(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    data = _hermes_config(tmp_path, broker, site)
+    # What a crash leaves when it strikes between handing a Hermes play to the broker
+    # and saving its PUBACK: the row says `queued`, with one attempt made.
+    config = Config.model_validate(data)
+    store = await Store.open(config.storage.path)
+    now = datetime.now(UTC)
+    crashed = CommandRecord(
+        uuid.uuid4().hex,
+        "loa-h",
+        "hermes",
+        Op.PLAY,
+        "test",
+        "x",
+        None,
+        Priority.NORMAL,
+        None,
+        now,
+        now + timedelta(minutes=5),
+        attempts=1,
+        updated_at=now,
+    )
+    await insert_commands(store, [crashed])
+    await store.close()
+    async with (
+        running_daemon(data) as (state, api),
+        SimulatedHermesSpeaker(
+            host="127.0.0.1", port=broker.port, site_id=f"h-{site}", speed=SPEED
+        ) as hermes,
+    ):
+        after = await until(lambda: _state_of(api, crashed.cmd_id, "sent"))
+        assert after["error"] == "unconfirmed"
+        assert after["attempts"] == 1
+        # A later play reaches the speaker: the earlier one would have been ahead of it.
+        (second,) = await state.speakers.test_tone(["loa-h"], volume=None, source="test")
+        await until(lambda: _state_of(api, second.cmd_id, "finished"), within_s=30)
+        assert [play.request_id for play in hermes.plays] == [second.cmd_id]
+
+
+async def test_a_hermes_volume_is_finished_once_the_broker_has_it(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    data = _hermes_config(tmp_path, broker, site)
+    async with (
+        running_daemon(data) as (_state, api),
+        SimulatedHermesSpeaker(host="127.0.0.1", port=broker.port, site_id=f"h-{site}") as hermes,
+    ):
+        response = await api.post("/api/v1/speakers/loa-h/volume", json={"volume": 20})
+        assert response.status_code == 202
+        await until(lambda: _state_of(api, response.json()["cmd_id"], "finished"))
+        await hermes.wait_for(lambda h: h.volume is not None)
+        assert hermes.volume == pytest.approx(0.2)

@@ -21,7 +21,7 @@ async def media_file(
     name: str,
     state: State,
     exp: Annotated[int, Query(ge=0)],
-    sig: Annotated[str, Query(min_length=64, max_length=64)],
+    sig: Annotated[str, Query(pattern="^[0-9a-f]{64}$")],
 ) -> FileResponse:
     """One audio file, for whoever holds an unexpired signature over its name."""
     # Same answer for a bad name, a bad signature and an expired one: nothing to probe.

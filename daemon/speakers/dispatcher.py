@@ -51,7 +51,7 @@ COALESCE_S = 0.05  # gather a burst of acks into one transaction
 MAX_PARALLEL_SENDS = 256
 LOAD_WAIT_S = 10.0
 URL_GRACE = timedelta(hours=1)  # a speaker may still be downloading when the command expires
-FORGET_AFTER = timedelta(hours=24)  # acknowledged but never finished: stop following it
+OUTCOME_WAIT = timedelta(hours=6)  # taken but never finished: longer than any programme
 
 
 # Only `play` has events after its ack; for the others the ack is the whole outcome.
@@ -170,14 +170,17 @@ class Dispatcher:
         await asyncio.gather(*(self._send(record) for record in due))
 
     def _unanswered(self, record: CommandRecord) -> bool:
-        if record.state is DeliveryState.QUEUED:
-            return True
-        # Only a speaker that acknowledges can take a repeat safely (it de-duplicates).
-        confirms = self._drivers[record.driver].confirms_receipt
-        return confirms and record.state.rank < DeliveryState.ACKNOWLEDGED.rank
+        """Should this command be (re-)sent? Only to a speaker that de-duplicates, twice."""
+        driver = self._drivers.get(record.driver)
+        if driver is None:
+            return False  # its driver is no longer configured: it just expires
+        if driver.confirms_receipt:
+            return record.state.rank < DeliveryState.ACKNOWLEDGED.rank
+        # At most once (Hermes): a command handed to the broker even once may have played.
+        return record.state is DeliveryState.QUEUED and record.attempts == 0
 
     async def _send(self, record: CommandRecord) -> None:
-        if record.cmd_id in self._sending or record.state.terminal:
+        if record.cmd_id in self._sending or not self._unanswered(record):
             return
         now = datetime.now(UTC)
         if record.expires_at <= now:
@@ -203,19 +206,29 @@ class Dispatcher:
             return
         record.attempts += 1
         self._tried[record.cmd_id] = time.monotonic()
+        if not driver.confirms_receipt:
+            # Saved before it leaves: after a crash, a restart must not send it again.
+            await save_progress(self._store, [record])
         try:
             await driver.send(route.address, command)
         except MqttLinkError as exc:
-            log.info("%s: command %s not sent yet: %s", record.speaker_id, record.cmd_id, exc)
-            self._mark_dirty(record)
+            log.info("%s: command %s not confirmed: %s", record.speaker_id, record.cmd_id, exc)
+            if driver.confirms_receipt:
+                self._mark_dirty(record)  # sent again on reconnect; the speaker de-duplicates
+            else:
+                self._update(record, DeliveryState.SENT, datetime.now(UTC), "unconfirmed")
             return
         except SpeakerError as exc:
             log.warning("%s: command %s refused: %s", record.speaker_id, record.cmd_id, exc)
             self._update(record, DeliveryState.FAILED, datetime.now(UTC), "unsupported")
             return
+        now = datetime.now(UTC)
+        if not driver.confirms_receipt and record.op is not Op.PLAY:
+            self._update(record, DeliveryState.FINISHED, now)  # no answer will ever come
+            return
         online = self._is_online(record.speaker_id)
-        state = DeliveryState.SENT if online else DeliveryState.OFFLINE
-        self._update(record, state, datetime.now(UTC))
+        self._update(record, DeliveryState.SENT if online else DeliveryState.OFFLINE, now)
+        self._mark_dirty(record)  # a repeat changes no state, but its attempt counts
 
     async def _command(self, record: CommandRecord, driver: SpeakerDriver) -> Command:
         url = wav = None
@@ -298,8 +311,13 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Load what an earlier run left unfinished, then save progress and sweep."""
         if not self._loaded.is_set():
+            now = datetime.now(UTC)
             for record in await load_unfinished(self._store):
                 self._live[record.cmd_id] = record
+                handed_over = record.state is DeliveryState.QUEUED and record.attempts > 0
+                if handed_over and record.driver in self._drivers and not self._unanswered(record):
+                    # Handed to the broker just before a crash: it is never sent twice.
+                    self._update(record, DeliveryState.SENT, now, "unconfirmed")
             log.info("speakers: %d unfinished command(s) in the outbox", len(self._live))
             self._loaded.set()
             if self._link.connected:
@@ -319,7 +337,11 @@ class Dispatcher:
         if not self._dirty:
             return
         batch, self._dirty = self._dirty, {}
-        await save_progress(self._store, batch.values())
+        try:
+            await save_progress(self._store, batch.values())
+        except BaseException:
+            self._dirty = batch | self._dirty  # saved by the next flush, not lost
+            raise
         for record in batch.values():
             if record.state.terminal and self._live.get(record.cmd_id) is record:
                 del self._live[record.cmd_id]
@@ -333,8 +355,10 @@ class Dispatcher:
             unanswered = self._unanswered(record)
             if unanswered and record.expires_at <= now:
                 self._update(record, DeliveryState.EXPIRED, now)
-            elif not unanswered and record.expires_at + FORGET_AFTER <= now:
-                del self._live[record.cmd_id]
+            elif not unanswered and record.expires_at + OUTCOME_WAIT <= now:
+                # Taken, but its end never reported (an event lost, a Hermes speaker
+                # gone): say so rather than follow it forever.
+                self._update(record, DeliveryState.FAILED, now, "no_outcome")
             elif (
                 unanswered
                 and self._tried.get(record.cmd_id, 0.0) < stale
@@ -342,8 +366,11 @@ class Dispatcher:
             ):
                 resend.append(record)
         if resend and self._link.connected:
-            log.info("speakers: %d command(s) unanswered for %.0f s, re-sending",
-                     len(resend), self._resend_after_s)  # fmt: skip
+            log.info(
+                "speakers: %d command(s) unanswered for %.0f s, re-sending",
+                len(resend),
+                self._resend_after_s,
+            )
             await asyncio.gather(*(self._send(record) for record in resend))
 
     def _update(

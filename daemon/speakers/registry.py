@@ -25,6 +25,7 @@ from drivers.speaker.model import Availability, Playing, Seen, SpeakerInfo, Spea
 log = logging.getLogger(__name__)
 
 OFFLINE_ALARM = "speaker_offline"
+RETAINED_GRACE = timedelta(seconds=3)
 
 
 class Presence(enum.StrEnum):
@@ -66,13 +67,16 @@ class SpeakerRegistry:
         *,
         alarm_after_s: float,
         hermes_seen_s: float,
+        heard_presence: frozenset[str] = frozenset({"hermes"}),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`heard_presence`: drivers whose speakers are online while heard from lately."""
         self._site = site
         self._store = store
         self._link = link
         self._alarm_after = timedelta(seconds=alarm_after_s)
         self._hermes_seen = timedelta(seconds=hermes_seen_s)
+        self._heard_presence = heard_presence
         self._now = clock or (lambda: datetime.now(UTC))
         self.started_at = self._now()
         self._speakers: dict[str, Speaker] = {
@@ -81,13 +85,14 @@ class SpeakerRegistry:
                 name=s.name,
                 zone=s.zone,
                 driver=s.driver,
-                device_id=(s.site_id or s.id) if s.driver == "hermes" else s.id,
+                device_id=s.site_id or s.id,
                 declared=True,
             )
             for s in speakers
         }
         self._presence: dict[str, tuple[bool, datetime]] = {}
         self._presence_unsaved: dict[str, tuple[bool, datetime]] = {}
+        self._open_alarms: dict[str, datetime] = {}
         self._back_online: list[Callable[[str], None]] = []
 
     def on_back_online(self, callback: Callable[[str], None]) -> None:
@@ -117,12 +122,13 @@ class SpeakerRegistry:
         speaker = self.get(speaker_id)
         return speaker is not None and speaker.status is Presence.ONLINE
 
-    def hermes_site_ids(self) -> dict[str, str]:
-        return {s.device_id: s.id for s in self._speakers.values() if s.driver == "hermes"}
+    def device_ids(self, driver: str) -> dict[str, str]:
+        """Device id → speaker id of the configured speakers of one driver."""
+        return {s.device_id: s.id for s in self._speakers.values() if s.driver == driver}
 
     def _with_hermes_presence(self, speaker: Speaker) -> Speaker:
-        # Hermes has no retained status: alive means heard from lately.
-        if speaker.driver != "hermes" or speaker.last_seen is None:
+        # No retained status in such protocols (Hermes): alive means heard from lately.
+        if speaker.driver not in self._heard_presence or speaker.last_seen is None:
             return speaker
         alive_until = speaker.last_seen + self._hermes_seen
         if self._now() < alive_until:
@@ -179,6 +185,7 @@ class SpeakerRegistry:
             driver="native",
             device_id=report.speaker_id,
             declared=False,
+            alarm_since=self._open_alarms.get(report.speaker_id),
         )
 
     def _set_presence(self, speaker: Speaker, *, online: bool, now: datetime) -> Speaker:
@@ -200,7 +207,9 @@ class SpeakerRegistry:
     async def load(self) -> None:
         """Presence times and active alarms from an earlier run."""
         self._presence = await alarm_store.load_presence(self._store)
-        for speaker_id, since in await alarm_store.active_alarms(self._store, OFFLINE_ALARM):
+        # Kept apart from the fleet: a speaker that announces itself arrives later.
+        self._open_alarms = dict(await alarm_store.active_alarms(self._store, OFFLINE_ALARM))
+        for speaker_id, since in self._open_alarms.items():
             if (speaker := self._speakers.get(speaker_id)) is not None:
                 self._speakers[speaker_id] = replace(speaker, alarm_since=since)
 
@@ -212,6 +221,11 @@ class SpeakerRegistry:
         await self.check_alarms()
 
     async def check_alarms(self) -> None:
+        link = self._link.state
+        if not link.connected or self._now() - link.since < RETAINED_GRACE:
+            # Without the broker (or before its retained messages are in) loacam knows
+            # nothing of the speakers: no alarm for each of them, the link is the news.
+            return
         now = self._now()
         for speaker in self.speakers():
             away_since = self._away_since(speaker)
@@ -239,6 +253,7 @@ class SpeakerRegistry:
             self._store, OFFLINE_ALARM, speaker.id, since=since, at=now, message=message
         )
         self._speakers[speaker.id] = replace(self._speakers[speaker.id], alarm_since=since)
+        self._open_alarms[speaker.id] = since
         await self._publish_alarm(speaker.id, active=True, since=since, at=now, message=message)
 
     async def _clear(self, speaker: Speaker, now: datetime) -> None:
@@ -249,6 +264,7 @@ class SpeakerRegistry:
         )
         since = speaker.alarm_since or now
         self._speakers[speaker.id] = replace(self._speakers[speaker.id], alarm_since=None)
+        self._open_alarms.pop(speaker.id, None)
         await self._publish_alarm(speaker.id, active=False, since=since, at=now, message=message)
 
     async def _publish_alarm(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from audio.tone import tone_wav
 from daemon.config import Config
@@ -20,9 +22,10 @@ from daemon.speakers.outbox import CommandRecord
 from daemon.speakers.registry import Presence, SpeakerRegistry
 from daemon.speakers.zones import save_zone, stored_zone_names
 from daemon.store import Store
+from daemon.supervisor import LoacamError
 from drivers.backoff import pause
 from drivers.mqtt import MqttLink, MqttMessage
-from drivers.speaker.hermes import HermesDriver
+from drivers.speaker import DRIVERS
 from drivers.speaker.model import (
     Ack,
     Op,
@@ -31,11 +34,32 @@ from drivers.speaker.model import (
     SpeakerAddress,
     SpeakerDriver,
 )
-from drivers.speaker.native import NativeDriver
 
 log = logging.getLogger(__name__)
 
 ALARM_TICK_S = 1.0
+
+
+class SpeakerStoreError(LoacamError):
+    """The store failed under the speaker loop (restarted with backoff)."""
+
+
+async def _first_failure(*loops: Coroutine[object, object, None]) -> None:
+    """Run the loops together; the first to fail cancels the others and raises as it is.
+
+    (A TaskGroup would wrap the error in an ExceptionGroup, which the supervisor
+    cannot tell from a programming error.)
+    """
+    tasks = [asyncio.ensure_future(loop) for loop in loops]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if (exc := task.exception()) is not None:
+                raise exc
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class TargetError(ValueError):
@@ -74,10 +98,11 @@ class SpeakerService:
             link,
             alarm_after_s=fleet.offline_alarm_after_s,
             hermes_seen_s=fleet.hermes_seen_s,
+            heard_presence=frozenset(n for n, d in DRIVERS.items() if d.presence_from_traffic),
         )
         self.drivers: dict[str, SpeakerDriver] = {
-            "native": NativeDriver(link, config.site),
-            "hermes": HermesDriver(link, self.registry.hermes_site_ids()),
+            name: driver(link, config.site, self.registry.device_ids(name))
+            for name, driver in DRIVERS.items()
         }
         self.dispatcher = Dispatcher(
             store,
@@ -99,12 +124,17 @@ class SpeakerService:
                 link.subscribe(topic_filter, self._handler(driver))
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.registry.load()
-        self._zone_names |= await stored_zone_names(self._store)
-        self.tone = await self._media.put(tone_wav(self._config.fleet.test_tone_s), "wav")
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.dispatcher.run(stop))
-            group.create_task(self._watch_alarms(stop))
+        """Load what the store knows, then follow commands and alarms until `stop`."""
+        try:
+            await self.registry.load()
+            self._zone_names |= await stored_zone_names(self._store)
+            # Synthesising 30 s of tone is ~0.3 s of CPU: not on the event loop.
+            tone = await asyncio.to_thread(tone_wav, self._config.fleet.test_tone_s)
+            self.tone = await self._media.put(tone, "wav")
+            await _first_failure(self.dispatcher.run(stop), self._watch_alarms(stop))
+        except SQLAlchemyError as exc:
+            # A full disk or a locked database: the supervisor restarts this loop.
+            raise SpeakerStoreError(f"speakers: database error: {exc}") from exc
 
     async def _watch_alarms(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

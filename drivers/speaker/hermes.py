@@ -44,16 +44,23 @@ class HermesDriver:
     confirms_receipt: ClassVar[bool] = False
     wants_wav: ClassVar[bool] = True
     operations: ClassVar[frozenset[Op]] = frozenset({Op.PLAY, Op.SET_VOLUME})
+    presence_from_traffic: ClassVar[bool] = True
 
-    def __init__(self, link: MqttLink, site_ids: Mapping[str, str]) -> None:
-        """`site_ids` maps each Hermes siteId to loacam's speaker id."""
+    def __init__(self, link: MqttLink, site: str, devices: Mapping[str, str]) -> None:
+        """`devices` maps each configured Hermes siteId to loacam's speaker id."""
+        del site  # Hermes topics have no loacam site level
         self._link = link
-        self._speakers = dict(site_ids)
+        self._speakers = dict(devices)
 
     def topic_filters(self) -> tuple[str, ...]:
-        # audioFrame only tells that a site is alive; Rhasspy streams it while the
-        # microphone is on, which is cheap next to the WAV bytes loacam sends.
-        return (f"{AUDIO_SERVER}+/playFinished", f"{AUDIO_SERVER}+/audioFrame")
+        # Only the configured sites: other Rhasspy sites on the broker stream their
+        # microphones as audioFrame, which loacam has no business receiving. Our own
+        # sites' frames only tell that they are alive.
+        return tuple(
+            f"{AUDIO_SERVER}{site_id}/{leaf}"
+            for site_id in sorted(self._speakers)
+            for leaf in ("playFinished", "audioFrame")
+        )
 
     def parse(self, message: MqttMessage) -> Report | None:
         if not message.topic.startswith(AUDIO_SERVER):

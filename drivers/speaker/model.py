@@ -8,11 +8,12 @@ topic or a payload. The protocol itself is docs/mqtt-speakers.md.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol
 
-from drivers.mqtt import MqttMessage
+from drivers.mqtt import MqttLink, MqttMessage
 
 
 class SpeakerError(Exception):
@@ -156,12 +157,21 @@ class SpeakerDriver(Protocol):
     without it a command is complete for the outbox once the broker has it, and it is
     never re-sent after that (Hermes cannot de-duplicate).
     `wants_wav`: `play` carries the audio as WAV bytes instead of a URL.
+    A new kind of speaker is one module with one such class, added to
+    `drivers.speaker.DRIVERS` and to the `driver` choices of the configuration.
     """
 
     name: ClassVar[str]
     confirms_receipt: ClassVar[bool]
     wants_wav: ClassVar[bool]
     operations: ClassVar[frozenset[Op]]
+    # True when the protocol has no availability topic: a speaker counts as online for
+    # a while after any message from it (`Seen` reports).
+    presence_from_traffic: ClassVar[bool]
+
+    def __init__(self, link: MqttLink, site: str, devices: Mapping[str, str]) -> None:
+        """`devices` maps the configured speakers' device ids to loacam's speaker ids."""
+        ...
 
     def topic_filters(self) -> tuple[str, ...]:
         """The MQTT topic filters this driver's reports arrive on."""

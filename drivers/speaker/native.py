@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,9 @@ from drivers.speaker.model import (
 )
 
 PROTOCOL_VERSION = 1
+# A report is a few hundred bytes; anything much larger is a broken or hostile speaker
+# (and a retained one would be replayed to loacam on every restart).
+MAX_REPORT_BYTES = 16 * 1024
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CMD_ID = r"^[0-9a-f]{32}$"
 
@@ -35,18 +38,21 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+Word = Annotated[str, Field(max_length=32)]
+
+
 class _Info(_Payload):
     protocol: int = Field(ge=1)
     model: str = Field("", max_length=120)
     firmware: str = Field("", max_length=64)
     name: str | None = Field(None, max_length=120)
-    zones: tuple[str, ...] = Field((), max_length=16)
-    codecs: tuple[str, ...] = Field((), max_length=32)
-    capabilities: tuple[str, ...] = Field((), max_length=32)
+    zones: tuple[Annotated[str, Field(max_length=63)], ...] = Field((), max_length=16)
+    codecs: tuple[Word, ...] = Field((), max_length=32)
+    capabilities: tuple[Word, ...] = Field((), max_length=32)
 
 
 class _Playing(_Payload):
-    cmd_id: str | None = None
+    cmd_id: str | None = Field(None, pattern=_CMD_ID)
     item_id: str | None = Field(None, max_length=128)
     priority: str | None = Field(None, max_length=16)
 
@@ -55,7 +61,7 @@ class _State(_Payload):
     playing: _Playing | None = None
     volume: int | None = Field(None, ge=0, le=100)
     signal_dbm: float | None = None
-    faults: tuple[str, ...] = Field((), max_length=32)
+    faults: tuple[Word, ...] = Field((), max_length=32)
     ts: datetime | None = None
 
 
@@ -88,8 +94,11 @@ class NativeDriver:
     confirms_receipt: ClassVar[bool] = True
     wants_wav: ClassVar[bool] = False
     operations: ClassVar[frozenset[Op]] = frozenset(Op)
+    presence_from_traffic: ClassVar[bool] = False
 
-    def __init__(self, link: MqttLink, site: str) -> None:
+    def __init__(self, link: MqttLink, site: str, devices: Mapping[str, str]) -> None:
+        # Native speakers are addressed by their own id, declared or announced: no map.
+        del devices
         self._link = link
         self._prefix = f"loacam/{site}/spk/"
 
@@ -102,6 +111,10 @@ class NativeDriver:
         if not message.topic.startswith(self._prefix):
             return None
         speaker_id, _, leaf = message.topic[len(self._prefix) :].partition("/")
+        if not _ID.match(speaker_id):
+            raise ValueError(f"{speaker_id[:70]!r} is not a speaker id")
+        if len(message.payload) > MAX_REPORT_BYTES:
+            raise ValueError(f"{len(message.payload)} bytes is too large for a report")
         if leaf == "status":
             return self._availability(speaker_id, message.payload)
         parse = _PARSERS.get(leaf)
