@@ -35,6 +35,18 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def threads(pid: int) -> int | None:
+    """The number of threads of `pid` (`Threads` in /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in status.splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return None
+
+
 def machine_busy_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of all cores since boot, from the first line of /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

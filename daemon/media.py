@@ -32,6 +32,11 @@ MEDIA_TYPES = {
 }
 _NAME = re.compile(r"^[0-9a-f]{32}\.(" + "|".join(MEDIA_TYPES) + r")$")
 _WAV_CACHE_BYTES = 64 * 1024 * 1024  # about 25 minutes of speech as 22 kHz PCM
+# A broadcast makes every speaker download the same file within a second: files up to
+# this size are served from memory (a file response costs a worker-thread round trip
+# per read, which a 1,000-speaker dispatch measured as most of the daemon's CPU).
+MEMORY_FILE_BYTES = 4 * 1024 * 1024
+_MEMORY_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class MediaError(Exception):
@@ -49,6 +54,7 @@ class MediaStore:
         self.directory = directory
         self._wav: OrderedDict[str, Decoded] = OrderedDict()
         self._decoding: dict[str, asyncio.Future[Decoded]] = {}
+        self._bytes: OrderedDict[str, bytes] = OrderedDict()
 
     def put_blocking(self, data: bytes, suffix: str) -> str:
         """Store `data` (written to a temporary file, then renamed: never half a file)."""
@@ -76,6 +82,24 @@ class MediaStore:
         if not is_media_name(name):
             raise MediaError(f"not a media file name: {name[:80]!r}")
         return self.directory / name
+
+    async def small_file(self, name: str) -> bytes | None:
+        """The file's bytes if it is small enough to serve from memory, else None."""
+        if (cached := self._bytes.get(name)) is not None:
+            self._bytes.move_to_end(name)
+            return cached
+        path = self.path(name)
+        try:
+            size = (await asyncio.to_thread(path.stat)).st_size
+            if size > MEMORY_FILE_BYTES:
+                return None
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise MediaError(f"{name}: no such media file") from None
+        self._bytes[name] = data  # content-addressed: a name's bytes never change
+        while sum(len(d) for d in self._bytes.values()) > _MEMORY_CACHE_BYTES:
+            self._bytes.popitem(last=False)
+        return data
 
     async def wav(self, name: str) -> Decoded:
         """The file as mono PCM WAV (for Hermes speakers), decoded once and cached.

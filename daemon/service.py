@@ -62,6 +62,12 @@ def media_base_url(config: Config) -> str:
     host = config.http.host
     if host in {"0.0.0.0", "::"}:  # noqa: S104 - a listening address, not one to reach
         host = "127.0.0.1"
+        if any(speaker.driver == "native" for speaker in config.speakers):
+            log.warning(
+                "speakers will download audio from http://127.0.0.1:%s, which only works "
+                "on this machine: set fleet.media_base_url to an address they can reach",
+                config.http.port,
+            )
     elif ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{config.http.port}"

@@ -20,7 +20,9 @@ class Body(BaseModel):
 class TargetsIn(Body):
     all: bool = Field(default=False, description="Every speaker.")
     zones: list[SlugIn] = Field(default_factory=list, max_length=200, description="Zone ids.")
-    speakers: list[SlugIn] = Field(default_factory=list, max_length=10_000)
+    speakers: list[SlugIn] = Field(
+        default_factory=list, max_length=10_000, description="Speaker ids."
+    )
 
     @model_validator(mode="after")
     def _something(self) -> TargetsIn:
@@ -45,12 +47,12 @@ class GroupToneIn(ToneIn):
 
 
 class ZoneIn(Body):
-    id: SlugIn
-    name: str = Field(min_length=1, max_length=120)
+    id: SlugIn = Field(description="Zone id: lowercase letters, digits, '-' or '_'.")
+    name: str = Field(min_length=1, max_length=120, description="Name shown to users.")
 
 
 class ZonePatch(Body):
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=120, description="New name shown to users.")
 
 
 class PlayingOut(BaseModel):
@@ -67,9 +69,11 @@ class CommandOut(BaseModel):
     item_id: str | None
     priority: str
     volume: int | None
-    state: str
-    error: str | None
-    attempts: int
+    state: str = Field(
+        description="queued, offline, sent, acknowledged, started, finished, failed or expired."
+    )
+    error: str | None = Field(description="Why it failed (busy, codec, download, decode...).")
+    attempts: int = Field(description="How many times loacam has published it.")
     issued_at: datetime
     expires_at: datetime
     sent_at: datetime | None

@@ -79,6 +79,7 @@ async def list_speakers(
 
 @router.get("/speakers/{speaker_id}", response_model=SpeakerDetail)
 async def speaker_detail(speaker_id: str, state: State, _: Viewer) -> SpeakerDetail:
+    """One speaker, its codecs and its latest commands with their delivery state."""
     speaker = _speaker(state, speaker_id)
     commands = await state.speakers.dispatcher.recent(speaker_id=speaker_id, limit=20)
     return SpeakerDetail(
@@ -99,6 +100,7 @@ async def speaker_commands(
 
 @router.get("/speaker-commands/{cmd_id}", response_model=CommandOut)
 async def command_detail(cmd_id: str, state: State, _: Viewer) -> CommandOut:
+    """One command and where its delivery stands."""
     record = await state.speakers.dispatcher.get(cmd_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Không có lệnh này (no such command)")
@@ -172,6 +174,7 @@ async def zones(state: State, _: Viewer) -> list[ZoneOut]:
 
 @router.post("/zones", response_model=ZoneOut, status_code=201)
 async def create_zone(body: ZoneIn, state: State, claims: Technician, request: Request) -> ZoneOut:
+    """Name a new zone (village)."""
     if any(zone.id == body.id for zone in await state.speakers.zones()):
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"Vùng {body.id} đã có (zone exists)")
     await state.speakers.save_zone(body.id, body.name)
@@ -183,6 +186,7 @@ async def create_zone(body: ZoneIn, state: State, claims: Technician, request: R
 async def rename_zone(
     zone_id: str, body: ZonePatch, state: State, claims: Technician, request: Request
 ) -> ZoneOut:
+    """Rename a zone."""
     if not any(zone.id == zone_id for zone in await state.speakers.zones()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Không có vùng này (no such zone)")
     await state.speakers.save_zone(zone_id, body.name)

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.5
 COALESCE_S = 0.05  # gather a burst of acks into one transaction
-MAX_PARALLEL_SENDS = 256
+MAX_PARALLEL_SENDS = 1000  # as many as MqttLink lets be in flight: one burst, not waves
 LOAD_WAIT_S = 10.0
 URL_GRACE = timedelta(hours=1)  # a speaker may still be downloading when the command expires
 OUTCOME_WAIT = timedelta(hours=6)  # taken but never finished: longer than any programme
@@ -82,6 +82,8 @@ class Route:
 
 
 class Dispatcher:
+    """Owns the commands still in flight: sends, re-sends, follows and saves them."""
+
     def __init__(
         self,
         store: Store,

@@ -58,6 +58,8 @@ class Speaker:
 
 
 class SpeakerRegistry:
+    """Every speaker's latest report, its presence over time, and its offline alarm."""
+
     def __init__(
         self,
         site: str,

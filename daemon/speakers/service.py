@@ -84,6 +84,8 @@ class Zone:
 
 
 class SpeakerService:
+    """What the API and the scheduler use: targets, zones and commands to speakers."""
+
     def __init__(
         self, config: Config, store: Store, link: MqttLink, media: MediaStore, signer: MediaSigner
     ) -> None:

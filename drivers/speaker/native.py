@@ -125,13 +125,11 @@ class NativeDriver:
     async def send(self, to: SpeakerAddress, command: Command) -> None:
         cmd_topic = f"{self._prefix}{to.device_id}/cmd"
         remaining = (command.expires_at - datetime.now(UTC)).total_seconds()
+        # Only the expiry as an MQTT 5 property: the ack topic is fixed by the protocol
+        # and the cmd_id is in the payload, so a response topic and correlation data per
+        # command would cost a dispatch to 1,000 speakers for nothing.
         await self._link.publish(
-            cmd_topic,
-            encode_command(command),
-            qos=1,
-            expiry_s=max(1, int(remaining)),
-            response_topic=f"{self._prefix}{to.device_id}/ack",
-            correlation=command.cmd_id.encode("ascii"),
+            cmd_topic, encode_command(command), qos=1, expiry_s=max(1, int(remaining))
         )
 
     @staticmethod
