@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import aiomqtt
-from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY, MQTT_ERR_SUCCESS, error_string
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -96,6 +95,19 @@ class LinkState:
 
 
 Handler = Callable[[MqttMessage], Awaitable[None]]
+
+
+class _Confirmation:
+    """Stands where aiomqtt keeps an Event per publish: its `set()` resolves a future."""
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+    def set(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
 ConnectCallback = Callable[[], Awaitable[None]]
 
 
@@ -130,6 +142,7 @@ class MqttLink:
         # 1,000-speaker dispatch).
         self._lost: asyncio.Future[None] | None = None
         self._last_expiry: tuple[int | None, Properties] | None = None
+        self._awaiting: dict[int, asyncio.Future[None]] = {}
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
         self._disconnected.set()
@@ -193,35 +206,33 @@ class MqttLink:
         MQTT 5 properties; on 3.1.1 they are dropped (the payload carries the same).
         """
         client, lost = self._client, self._lost
-        if client is None or lost is None:
+        if client is None or lost is None or lost.done():
             raise MqttNotConnectedError(f"not connected to {self._endpoint()}")
         properties = self._publish_properties(expiry_s, response_topic, correlation)
-        # math.inf: aiomqtt's own deadline would only raise its generic timeout error;
-        # ours below also watches the connection.
-        sending = asyncio.create_task(
-            client.publish(
-                topic, payload, qos=qos, retain=retain, properties=properties, timeout=math.inf
-            )
-        )
-        try:
-            done, _ = await asyncio.wait(
-                {sending, lost},
-                timeout=self._settings.publish_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            sending.cancel()
-        if sending in done:
-            try:
-                sending.result()
-            except aiomqtt.MqttError as exc:
-                raise MqttLinkError(f"publish to {topic} failed: {exc}") from exc
+        # paho directly, not aiomqtt's publish: that one costs two tasks per message,
+        # which made a dispatch to 1,000 speakers wait ~0.5 s before its first message
+        # left. paho queues the packet now (written on the next loop turn); the PUBACK
+        # comes back through aiomqtt's on_publish, which sets what `_pending_publishes`
+        # holds for the message id (aiomqtt 2.5, pinned in requirements/constraints.txt).
+        paho = client._client
+        info = paho.publish(topic, payload, qos, retain, properties)
+        if info.rc != MQTT_ERR_SUCCESS:
+            raise MqttLinkError(f"publish to {topic} failed: {error_string(info.rc)}")
+        if info.is_published():
             return
-        if lost in done:
-            raise MqttNotConnectedError(f"connection lost before the broker confirmed {topic}")
-        raise MqttLinkError(
-            f"publish to {topic}: no PUBACK within {self._settings.publish_timeout_s} s"
-        )
+        confirmed = _Confirmation(asyncio.get_running_loop().create_future())
+        client._pending_publishes[info.mid] = confirmed  # type: ignore[assignment]
+        self._awaiting[info.mid] = confirmed.future
+        try:
+            async with asyncio.timeout(self._settings.publish_timeout_s):
+                await confirmed.future
+        except TimeoutError:
+            raise MqttLinkError(
+                f"publish to {topic}: no PUBACK within {self._settings.publish_timeout_s} s"
+            ) from None
+        finally:
+            client._pending_publishes.pop(info.mid, None)
+            self._awaiting.pop(info.mid, None)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, serve and reconnect with backoff until `stop` is set."""
@@ -267,6 +278,12 @@ class MqttLink:
                 )
             finally:
                 lost.set_result(None)
+                for waiting in self._awaiting.values():  # their PUBACK will never come
+                    if not waiting.done():
+                        waiting.set_exception(
+                            MqttNotConnectedError("connection lost before the broker confirmed")
+                        )
+                self._awaiting.clear()
                 await self._cancel_callbacks()
                 self._client = None
                 self._set_state(connected=False, error=self._state.last_error)

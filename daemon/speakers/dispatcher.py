@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.5
 COALESCE_S = 0.05  # gather a burst of acks into one transaction
+SEND_CHUNK = 50
 MAX_PARALLEL_SENDS = 1000  # as many as MqttLink lets be in flight: one burst, not waves
 LOAD_WAIT_S = 10.0
 URL_GRACE = timedelta(hours=1)  # a speaker may still be downloading when the command expires
@@ -156,7 +157,15 @@ class Dispatcher:
         for record in records:
             if not record.state.terminal:
                 self._live[record.cmd_id] = record
-        await asyncio.gather(*(self._send(record) for record in records))
+        sends: list[asyncio.Future[None]] = []
+        for start in range(0, len(records), SEND_CHUNK):
+            sends += [
+                asyncio.ensure_future(self._send(r)) for r in records[start : start + SEND_CHUNK]
+            ]
+            # One turn of the loop per chunk: the socket writes what is ready while the
+            # next chunk is prepared, so the first speakers start a large dispatch early.
+            await asyncio.sleep(0)
+        await asyncio.gather(*sends)
         return records
 
     async def resend_pending(self, speaker_id: str | None = None) -> None:
