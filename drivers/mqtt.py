@@ -143,6 +143,7 @@ class MqttLink:
         self._lost: asyncio.Future[None] | None = None
         self._last_expiry: tuple[int | None, Properties] | None = None
         self._awaiting: dict[int, asyncio.Future[None]] = {}
+        self._inbox: asyncio.Queue[aiomqtt.Message] | None = None
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
         self._disconnected.set()
@@ -311,11 +312,23 @@ class MqttLink:
             properties=self._connect_properties() if v5 else None,
             max_inflight_messages=s.max_inflight,
             tls_context=tls,
+            queue_type=self._inbox_type(),
         )
         # aiomqtt warns once more than this many calls await their ack: a dispatch
         # to the whole fleet is expected to, up to the in-flight limit.
         client.pending_calls_threshold = s.max_inflight
         return client
+
+    def _inbox_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        """aiomqtt's incoming queue class, remembering its instance for `_dispatch`."""
+        link = self
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                link._inbox = self
+
+        return Inbox
 
     def _connect_properties(self) -> Properties:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call] # paho leaves it untyped
@@ -379,11 +392,19 @@ class MqttLink:
 
     async def _dispatch(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            incoming = _incoming(message)
-            for topic_filter, handlers in list(self._handlers.items()):
-                if message.topic.matches(topic_filter):
-                    for handler in list(handlers):
-                        await _call_handler(handler, incoming)
+            await self._deliver(message)
+            # aiomqtt's iterator costs a task and an asyncio.wait per message; after a
+            # burst (1,000 acks) take what is already queued directly.
+            inbox = self._inbox
+            while inbox is not None and not inbox.empty():
+                await self._deliver(inbox.get_nowait())
+
+    async def _deliver(self, message: aiomqtt.Message) -> None:
+        incoming = _incoming(message)
+        for topic_filter, handlers in list(self._handlers.items()):
+            if message.topic.matches(topic_filter):
+                for handler in list(handlers):
+                    await _call_handler(handler, incoming)
 
     def _set_state(self, *, connected: bool, error: str | None) -> None:
         previous = self._state
