@@ -7,7 +7,6 @@ import contextlib
 import secrets
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import IO, Any
 import httpx
 import yaml
 from loacam_server import REPO
-from procs import ServerError, spawn, stop, tail
+from procs import ServerError, start_loacam, stop, tail
 
 from daemon.auth import Role, TokenService
 from drivers.sim.broker import free_port
@@ -85,25 +84,15 @@ class SpeakerDaemon:
         parent-death signal follows the thread that spawns)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
-        added = subprocess.run(
-            [
-                *(sys.executable, "-m", "daemon", "user", "add", USER, "--role", "technician"),
-                *("--password-stdin", "--config", str(config)),
-            ],
-            input=f"{secrets.token_urlsafe(18)}\n".encode(),
-            capture_output=True,
-            cwd=self.tree,
-            check=False,
-            timeout=60,
-        )
-        if added.returncode != 0:
-            raise ServerError(f"loacam user add: {added.stderr.decode(errors='replace')}")
         self._log = self.log_path.open("wb")
-        profiler = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
-        self._process = spawn(
-            [sys.executable, *profiler, "-m", "daemon", "run", "--config", str(config)],
+        self._process = start_loacam(
+            self.tree,
+            config,
+            user=USER,
+            role="technician",
+            password=secrets.token_urlsafe(18),
             log=self._log,
-            cwd=self.tree,  # `python -m daemon` imports from the working directory first
+            profile=self.profile,
         )
 
     async def wait_ready(self, api: httpx.AsyncClient, timeout_s: float) -> None:

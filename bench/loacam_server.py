@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import yaml
-from procs import ServerError, spawn, stop, tail, wait_until
+from procs import ServerError, start_loacam, stop, tail, wait_until
 
 from drivers.sim.broker import free_port
 
@@ -66,25 +65,15 @@ class LoacamServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         password = secrets.token_urlsafe(18)
-        added = subprocess.run(
-            [
-                *(sys.executable, "-m", "daemon", "user", "add", USER, "--role", "leader"),
-                *("--password-stdin", "--config", str(config)),
-            ],
-            input=f"{password}\n".encode(),
-            capture_output=True,
-            cwd=self.tree,
-            check=False,
-            timeout=60,
-        )
-        if added.returncode != 0:
-            raise ServerError(f"loacam user add: {added.stderr.decode(errors='replace')}")
         self._log = self.log_path.open("wb")
-        profiler = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
-        self._process = spawn(
-            [sys.executable, *profiler, "-m", "daemon", "run", "--config", str(config)],
+        self._process = start_loacam(
+            self.tree,
+            config,
+            user=USER,
+            role="leader",
+            password=password,
             log=self._log,
-            cwd=self.tree,  # `python -m daemon` imports from the working directory first
+            profile=self.profile,
         )
         if not wait_until(self._answers, timeout_s):
             raise ServerError(f"loacam did not answer in {timeout_s:g} s:\n{tail(self.log_path)}")

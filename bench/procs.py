@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -78,3 +79,35 @@ def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 
             return True
         time.sleep(interval_s)
     return False
+
+
+def start_loacam(
+    tree: Path,
+    config: Path,
+    *,
+    user: str,
+    role: str,
+    password: str,
+    log: IO[bytes],
+    profile: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """`loacam user add`, then `loacam run` from `tree` (under cProfile with `profile`)."""
+    added = subprocess.run(
+        [
+            *(sys.executable, "-m", "daemon", "user", "add", user, "--role", role),
+            *("--password-stdin", "--config", str(config)),
+        ],
+        input=f"{password}\n".encode(),
+        capture_output=True,
+        cwd=tree,
+        check=False,
+        timeout=60,
+    )
+    if added.returncode != 0:
+        raise ServerError(f"loacam user add: {added.stderr.decode(errors='replace')}")
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    return spawn(
+        [sys.executable, *profiler, "-m", "daemon", "run", "--config", str(config)],
+        log=log,
+        cwd=tree,  # `python -m daemon` imports from the working directory first
+    )
