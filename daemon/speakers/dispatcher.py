@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.5
 COALESCE_S = 0.05  # gather a burst of acks into one transaction
-SEND_CHUNK = 50
-MAX_PARALLEL_SENDS = 1000  # as many as MqttLink lets be in flight: one burst, not waves
+# Commands are handed to the MQTT link in chunks, one event-loop turn between them:
+# a whole chunk goes out in one burst, before the speakers' downloads compete with it.
+SEND_CHUNK = 1000
+MAX_PARALLEL_SENDS = 5000
 LOAD_WAIT_S = 10.0
 URL_GRACE = timedelta(hours=1)  # a speaker may still be downloading when the command expires
 OUTCOME_WAIT = timedelta(hours=6)  # taken but never finished: longer than any programme
@@ -162,9 +164,7 @@ class Dispatcher:
             sends += [
                 asyncio.ensure_future(self._send(r)) for r in records[start : start + SEND_CHUNK]
             ]
-            # One turn of the loop per chunk: the socket writes what is ready while the
-            # next chunk is prepared, so the first speakers start a large dispatch early.
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the socket writes this chunk before the next is built
         await asyncio.gather(*sends)
         return records
 
