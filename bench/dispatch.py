@@ -33,7 +33,7 @@ from dispatch_daemon import SITE, SpeakerDaemon
 from dispatch_fleet import SpeakerProcesses, shares
 from dispatch_observer import Observer, ObserverError
 from dispatch_report import DaemonSide, SizeResult, Spread, Timings, describe, table, targets
-from loacam_server import REPO
+from loacam_server import add_daemon_options
 from procs import ServerError
 from procstat import WindowSampler, cpu_times, machine_info, rss_mb, threads
 
@@ -56,21 +56,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--matrix", action="store_true", help="run 100, 1,000 and 10,000")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each size (default 1)")
     _setup_options(parser)
-    parser.add_argument(
-        "--daemon-tree",
-        type=Path,
-        default=REPO,
-        metavar="DIR",
-        help="run loacam from this source tree, to measure a change (default: this one)",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="run loacam under cProfile (its figures are then inflated) and write "
-        "loacam-N-R.prof there; prints where the event loop's time goes",
-    )
+    add_daemon_options(parser, profile_file="loacam-N-R.prof")
     args = parser.parse_args(argv)
     if min(args.speakers, args.processes, args.repeat) < 1 or args.speed <= 0:
         parser.error("speakers, processes and repeat ≥ 1, speed > 0")

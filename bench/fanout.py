@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from loacam_server import REPO, LoacamServer
+from loacam_server import REPO, LoacamServer, add_daemon_options
 from measure import Measurement, NoFramesError, Scenario, measure, wait_for_frames
 from motion_peer import MotionPeer
 from procs import ServerError, spawn, stop
@@ -68,21 +68,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--viewer-processes", type=int, default=2, help="worker processes for the viewers"
     )
-    parser.add_argument(
-        "--daemon-tree",
-        type=Path,
-        default=REPO,
-        metavar="DIR",
-        help="run loacam from this source tree, to measure a change (default: this one)",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="run loacam under cProfile (its CPU figures are then inflated) and write "
-        "loacam-MxN.prof there; prints where the event loop's time goes",
-    )
+    add_daemon_options(parser, profile_file="loacam-MxN.prof")
     args = parser.parse_args(argv)
     if args.cameras < 1 or args.viewers < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("cameras and viewers ≥ 1, seconds > 0, warm-up ≥ 0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import secrets
 import subprocess
 from dataclasses import dataclass, field
@@ -143,3 +144,22 @@ class LoacamServer:
     def _cameras_ready(self) -> bool:
         cameras = httpx.get(f"{self.base}/api/v1/cameras", headers=self._auth(), timeout=5)
         return all(camera["status"] in READY_STATUSES for camera in cameras.json())
+
+
+def add_daemon_options(parser: argparse.ArgumentParser, *, profile_file: str) -> None:
+    """The options every benchmark of loacam takes: which tree to run, JSON out, profiling."""
+    parser.add_argument(
+        "--daemon-tree",
+        type=Path,
+        default=REPO,
+        metavar="DIR",
+        help="run loacam from this source tree, to measure a change (default: this one)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help=f"run loacam under cProfile (its CPU figures are then inflated) and write "
+        f"{profile_file} there; prints where the event loop's time goes",
+    )
