@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,18 @@ def base_config(tmp: Path, *, http_port: int, mqtt_port: int, site: str = "test"
         "storage": {"path": str(tmp / "data")},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "keepalive_s": 5},
     }
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    The socket is bound but never listens, so nobody else can take the port and a client's own
+    ephemeral port can never land on it (a TCP self-connect would "answer" the client).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @dataclass

@@ -6,12 +6,13 @@ import signal
 import socket
 from pathlib import Path
 
-from drivers.sim.broker import PrivateBroker, free_port
+from drivers.sim.broker import PrivateBroker
 from tests.support import (
     Daemon,
     NotifySocket,
     base_config,
     poll_until,
+    refusing_port,
     retained_blocking,
     write_config,
 )
@@ -69,11 +70,16 @@ def test_sigkill_leaves_the_will(
 
 
 def test_not_ready_without_broker(tmp_path: Path, http_port: int, notify: NotifySocket) -> None:
-    nobody = free_port()  # nothing listens there
-    config = write_config(
-        tmp_path / "loacam.yaml", base_config(tmp_path, http_port=http_port, mqtt_port=nobody)
-    )
-    with Daemon(config, notify) as daemon:
+    with (
+        refusing_port() as nobody,
+        Daemon(
+            write_config(
+                tmp_path / "loacam.yaml",
+                base_config(tmp_path, http_port=http_port, mqtt_port=nobody),
+            ),
+            notify,
+        ) as daemon,
+    ):
         ready = notify.wait_for("READY=1")
         assert "STATUS=mqtt DISCONNECTED; storage ok; all loops running" in ready
         assert daemon.get("/healthz").status_code == 200

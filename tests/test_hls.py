@@ -27,9 +27,8 @@ from drivers.camera.hls import (
     ffmpeg_command,
 )
 from drivers.camera.urls import with_credentials
-from drivers.sim.broker import free_port
 from drivers.sim.rtsp import SimulatedRtsp, Stream
-from tests.support import REPO
+from tests.support import REPO, refusing_port
 
 PASSWORD = "Kh0ngDuocLo-9f3a"  # a test secret that must never be logged
 FAST = HlsSettings(idle_s=30, io_timeout_s=2, start_timeout_s=10, backoff_initial_s=0.2)
@@ -246,10 +245,11 @@ async def test_refused_camera_fails_fast_and_backs_off(
     sessions: HlsSessions, hls_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    url = secret_url(f"rtsp://127.0.0.1:{free_port()}/main")
-    started = time.monotonic()
-    with pytest.raises(HlsUnavailableError, match="không kết nối được tới camera") as first:
-        await sessions.playlist("dead", url)
+    with refusing_port() as port:
+        url = secret_url(f"rtsp://127.0.0.1:{port}/main")
+        started = time.monotonic()
+        with pytest.raises(HlsUnavailableError, match="không kết nối được tới camera") as first:
+            await sessions.playlist("dead", url)
     assert time.monotonic() - started < FAST.start_timeout_s
     assert "refused" in first.value.detail.lower()
 

@@ -28,8 +28,8 @@ from drivers.camera.stream import (
     StreamsClosedError,
     Viewer,
 )
-from drivers.sim.broker import free_port
 from drivers.sim.rtsp import SimulatedRtsp
+from tests.support import refusing_port
 
 MAIN = StreamKey("motcua-1", "main")
 SUB = StreamKey("motcua-1", "sub")
@@ -315,16 +315,17 @@ async def test_stats_are_plausible(camera: SimulatedRtsp, streams: LiveStreams) 
 async def test_unreachable_camera_gives_placeholders_and_no_credentials(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = f"rtsp://admin:s3cret-pw@127.0.0.1:{free_port()}/main"  # nothing listens
     options = CaptureOptions(backoff_initial_s=0.2, backoff_cap_s=0.4)
     caplog.set_level(logging.INFO, logger="drivers.camera.stream")
-    async with (
-        LiveStreams(options=options) as streams,
-        streams.subscribe(MAIN, lambda: url) as viewer,
-    ):
-        frames = await take(viewer, 2, within_s=5)
-        stats = streams.stats(MAIN)
-        text = f"{caplog.text} {stats} {streams._captures[MAIN]!r}"
+    with refusing_port() as port:
+        url = f"rtsp://admin:s3cret-pw@127.0.0.1:{port}/main"
+        async with (
+            LiveStreams(options=options) as streams,
+            streams.subscribe(MAIN, lambda: url) as viewer,
+        ):
+            frames = await take(viewer, 2, within_s=5)
+            stats = streams.stats(MAIN)
+            text = f"{caplog.text} {stats} {streams._captures[MAIN]!r}"
 
     assert all(f.placeholder for f in frames)
     assert (frames[0].width, frames[0].height) == (640, 360)
