@@ -16,15 +16,15 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from daemon.config_audio import AbsolutePath, AudioConfig, Model
 
 DEFAULT_CONFIG_PATH = Path("/etc/loacam/loacam.yaml")
 
@@ -110,12 +110,6 @@ def _check_host(value: str) -> str:
     return value
 
 
-def _check_absolute(value: Path) -> Path:
-    if not value.is_absolute():
-        raise ValueError(f"{str(value)!r} must be an absolute path (starting with /)")
-    return value
-
-
 def _check_foreign_topic_level(value: str) -> str:
     # Another system's id (a Rhasspy siteId): looser than our ids, but it must stay
     # one MQTT topic level.
@@ -132,10 +126,6 @@ Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 MIN_TOKEN_SECRET = 32
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
 class HttpConfig(Model):
     host: Host = Field("0.0.0.0", description="Address the API and web console listen on.")  # noqa: S104 - the console is meant for the office LAN
     port: Port = Field(8080, description="TCP port of the API and web console.")
@@ -150,7 +140,7 @@ class HttpConfig(Model):
 
 
 class StorageConfig(Model):
-    path: Annotated[Path, AfterValidator(_check_absolute)] = Field(
+    path: AbsolutePath = Field(
         Path("/var/lib/loacam"), description="Directory for the SQLite database and media cache."
     )
 
@@ -163,7 +153,6 @@ def _mqtt_protocol(value: object) -> object:
 
 
 MqttProtocol = Annotated[Literal["5", "3.1.1"], BeforeValidator(_mqtt_protocol)]
-AbsolutePath = Annotated[Path, AfterValidator(_check_absolute)]
 
 
 class MqttTlsConfig(Model):
@@ -338,7 +327,7 @@ class LiveConfig(Model):
     hls_idle_s: float = Field(
         30.0, ge=5, le=600, description="Seconds an HLS remux keeps running after its last request."
     )
-    hls_dir: Annotated[Path, AfterValidator(_check_absolute)] | None = Field(
+    hls_dir: AbsolutePath | None = Field(
         None, description="Directory for HLS segments (default <storage.path>/hls; tmpfs is best)."
     )
 
@@ -366,6 +355,9 @@ class Config(Model):
         description="Zone names; a zone a speaker names without an entry here is named by its id.",
     )
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="Speaker fleet.")
+    audio: AudioConfig = Field(
+        default_factory=AudioConfig, description="Announcements: text-to-speech, audio, uploads."
+    )
 
     @property
     def mqtt_client_id(self) -> str:

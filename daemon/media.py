@@ -16,6 +16,7 @@ import re
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -29,6 +30,8 @@ MEDIA_TYPES = {
     "opus": "audio/ogg",
     "flac": "audio/flac",
     "m4a": "audio/mp4",
+    "aac": "audio/aac",
+    "webm": "audio/webm",
 }
 _NAME = re.compile(r"^[0-9a-f]{32}\.(" + "|".join(MEDIA_TYPES) + r")$")
 _WAV_CACHE_BYTES = 64 * 1024 * 1024  # about 25 minutes of speech as 22 kHz PCM
@@ -77,6 +80,13 @@ class MediaStore:
 
     async def put(self, data: bytes, suffix: str) -> str:
         return await asyncio.to_thread(self.put_blocking, data, suffix)
+
+    async def remove(self, names: Iterable[str]) -> None:
+        """Delete files nothing needs any more (the caller checked that)."""
+        for name in names:
+            self._bytes.pop(name, None)
+            self._wav.pop(name, None)
+            await asyncio.to_thread(self.path(name).unlink, missing_ok=True)
 
     def path(self, name: str) -> Path:
         if not is_media_name(name):

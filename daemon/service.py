@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from daemon.app import create_app
+from daemon.audio.ahead import RenderAhead
+from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService, load_or_create_token_key
 from daemon.cameras.manager import CameraManager
 from daemon.cameras.media import run_media
@@ -78,6 +80,7 @@ def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
     mqtt = MqttLink(mqtt_settings(config))
     media = MediaStore(config.storage.path / "media")
     signer = MediaSigner(token_key, media_base_url(config))
+    audio = AudioService(config.audio, store, media)
     state = AppState(
         config=config,
         store=store,
@@ -99,6 +102,8 @@ def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
         speakers=SpeakerService(config, store, mqtt, media, signer),
         media=media,
         media_signer=signer,
+        audio=audio,
+        render_ahead=RenderAhead(audio, timedelta(minutes=config.audio.render_ahead_min)),
     )
     state.registry = build_registry(state)
     return state
@@ -156,11 +161,12 @@ async def _serve(
     async def media(child_stop: asyncio.Event) -> None:
         await run_media(state, child_stop)
 
-    # Start order: MQTT, speakers, cameras, HTTP, live media, the systemd reporter; stop
+    # Start order: MQTT, speakers, audio, cameras, HTTP, live media, the systemd reporter; stop
     # in reverse, so live streams end before HTTP waits for its connections and the
     # outbox saves its last progress while MQTT is still up.
     state.supervisor.add("mqtt", state.mqtt.run)
     state.supervisor.add("speakers", state.speakers.run)
+    state.supervisor.add("audio", state.render_ahead.run)
     state.supervisor.add("cameras", state.cameras.run)
     state.supervisor.add("http", http.run)
     state.supervisor.add("media", media)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
+from daemon.audio.ahead import RenderAhead
+from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService
 from daemon.cameras.manager import CameraManager
 from daemon.config import Config
@@ -33,6 +35,8 @@ class AppState:
     speakers: SpeakerService
     media: MediaStore
     media_signer: MediaSigner
+    audio: AudioService
+    render_ahead: RenderAhead
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     storage_ok: bool = False

@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 # simulator real H.264 media; iproute2 builds the private network for the discovery test.
 # ffmpeg remuxes H.264 to HLS for slow links; fonts-dejavu-core draws Vietnamese text;
 # chromium runs the web console's browser tests (through Playwright). openssl makes the
-# certificates of the MQTT TLS tests.
+# certificates of the MQTT TLS tests. espeak-ng speaks Vietnamese offline (the TTS fallback).
 packages=(python3 python3-venv mosquitto systemd shellcheck openssl
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-x iproute2
-    ffmpeg fonts-dejavu-core chromium)
+    ffmpeg fonts-dejavu-core chromium espeak-ng)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -46,8 +46,9 @@ is_installed() {
 missing=()
 # adduser is normally present on Debian, but not in minimal images. ffmpeg remuxes
 # camera video to HLS for slow links; fonts-dejavu-core draws Vietnamese text on the
-# "signal lost" picture.
-for pkg in python3-venv mosquitto adduser ffmpeg fonts-dejavu-core; do
+# "signal lost" picture, and levels and encodes announcements; espeak-ng reads
+# Vietnamese when Google's text-to-speech cannot be reached.
+for pkg in python3-venv mosquitto adduser ffmpeg fonts-dejavu-core espeak-ng; do
     is_installed "$pkg" || missing+=("$pkg")
 done
 if ((${#missing[@]} > 0)); then

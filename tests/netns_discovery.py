@@ -65,7 +65,7 @@ def network_namespace() -> int:
     return Path("/proc/self/ns/net").stat().st_ino
 
 
-def _require_private_namespace(starter_namespace: int) -> None:
+def require_private_namespace(starter_namespace: int) -> None:
     """Refuse to run in the namespace of the process that started us, or with a real NIC."""
     interfaces = [name for _, name in socket.if_nameindex()]
     if network_namespace() == starter_namespace or interfaces != ["lo"]:
@@ -206,7 +206,7 @@ SCENES: dict[str, Callable[[], Coroutine[None, None, dict[str, Any]]]] = {
 
 def main() -> None:
     scene, starter_namespace = sys.argv[1], int(sys.argv[2])
-    _require_private_namespace(starter_namespace)
+    require_private_namespace(starter_namespace)
     _bring_up_loopback()
     outcome = asyncio.run(SCENES[scene]())
     sys.stdout.write(json.dumps(outcome, ensure_ascii=False) + "\n")

@@ -125,7 +125,7 @@ async def until(
     raise AssertionError(f"condition not met within {within_s} s (last value: {last!r})")
 
 
-def make_audio(path: Path, seconds: float, frequency: int = 440) -> bytes:
+def make_audio(path: Path, seconds: float, frequency: int = 440, volume_db: float = 0.0) -> bytes:
     """A real encoded file (ffmpeg's sine source), e.g. an .mp3 or .ogg."""
     subprocess.run(
         [
@@ -137,6 +137,8 @@ def make_audio(path: Path, seconds: float, frequency: int = 440) -> bytes:
             "lavfi",
             "-i",
             f"sine=frequency={frequency}:duration={seconds}",
+            "-af",
+            f"volume={volume_db}dB",
             str(path),
         ],
         check=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,21 @@ def base_config(tmp: Path, *, http_port: int, mqtt_port: int, site: str = "test"
         "storage": {"path": str(tmp / "data")},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "keepalive_s": 5},
     }
+
+
+def in_private_network(*command: str) -> subprocess.CompletedProcess[str]:
+    """Run `command` in a new network namespace holding only a loopback interface (down)."""
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    # Root has CAP_SYS_ADMIN; anyone else gets it inside a user namespace of their own.
+    as_user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    return subprocess.run(
+        [unshare, "--net", *as_user, "--", *command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @contextmanager

@@ -8,9 +8,6 @@ The parsing tests below need no network at all.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,24 +23,9 @@ from drivers.camera.discovery import (
 )
 from drivers.sim.discovery import DiscoveryResponder
 from tests.netns_discovery import CAMERAS, ROGUE_ENDPOINT, network_namespace
-from tests.support import REPO
+from tests.support import in_private_network
 
 LOACAM = str(Path(sys.executable).with_name("loacam"))
-
-
-def in_private_network(*command: str) -> subprocess.CompletedProcess[str]:
-    """Run `command` in a new network namespace holding only a loopback interface (down)."""
-    unshare = shutil.which("unshare") or "/usr/bin/unshare"
-    # Root has CAP_SYS_ADMIN; anyone else gets it inside a user namespace of their own.
-    as_user = [] if os.geteuid() == 0 else ["--map-root-user"]
-    return subprocess.run(
-        [unshare, "--net", *as_user, "--", *command],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def scene(name: str) -> dict[str, Any]:

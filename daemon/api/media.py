@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
 from daemon.api.deps import State, public
@@ -12,6 +13,7 @@ from daemon.media import MEDIA_TYPES, MediaError, is_media_name
 
 router = APIRouter(tags=["media"])
 
+_SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
 _REFUSED = "Đường dẫn không hợp lệ hoặc đã hết hạn (invalid or expired media link)"
 
 
@@ -20,14 +22,24 @@ _REFUSED = "Đường dẫn không hợp lệ hoặc đã hết hạn (invalid o
 async def media_file(
     name: str,
     state: State,
-    exp: Annotated[int, Query(ge=0)],
-    sig: Annotated[str, Query(pattern="^[0-9a-f]{64}$")],
+    request: Request,
+    exp: Annotated[str, Query(max_length=12)] = "",
+    sig: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
     """One audio file, for whoever holds an unexpired signature over its name."""
-    # Same answer for a bad name, a bad signature and an expired one: nothing to probe.
-    if not is_media_name(name) or not state.media_signer.check(name, exp, sig):
+    # Same answer for a bad name, a missing, bad or expired signature: nothing to probe.
+    if (
+        not is_media_name(name)
+        or not exp.isdigit()
+        or not _SIGNATURE.match(sig)
+        or not state.media_signer.check(name, int(exp), sig)
+    ):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=_REFUSED)
     media_type = MEDIA_TYPES[name.rsplit(".", 1)[1]]
+    if "range" in request.headers:
+        # Part of a file (a browser seeking, a speaker resuming): Starlette's file
+        # response answers ranges, 206 and 416 by the book.
+        return _whole_or_part(state, name, media_type)
     try:
         data = await state.media.small_file(name)
     except MediaError:
@@ -35,5 +47,12 @@ async def media_file(
             status.HTTP_404_NOT_FOUND, detail="Không có tệp này (no such file)"
         ) from None
     if data is not None:
-        return Response(data, media_type=media_type)
-    return FileResponse(state.media.path(name), media_type=media_type)
+        return Response(data, media_type=media_type, headers={"Accept-Ranges": "bytes"})
+    return _whole_or_part(state, name, media_type)
+
+
+def _whole_or_part(state: State, name: str, media_type: str) -> Response:
+    path = state.media.path(name)
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Không có tệp này (no such file)")
+    return FileResponse(path, media_type=media_type)

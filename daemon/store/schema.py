@@ -122,3 +122,38 @@ event_log = sa.Table(
     sa.Column("subject", sa.String(63), nullable=False, server_default=""),
     sa.Column("message", sa.Text, nullable=False),
 )
+
+# The radio station's library: recordings it uploaded (and, later, saved speech).
+# `file` is what speakers play (loudness-normalised, in the speakers' format);
+# `original` is the file as uploaded, kept so it can be rendered again.
+media_items = sa.Table(
+    "media_items",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("file", sa.String(64), nullable=False),
+    sa.Column("original", sa.String(64), nullable=True),
+    sa.Column("original_name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("source_codec", sa.String(32), nullable=False, server_default=""),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Rendered speech, keyed by what produced it (normalised text, engine, voice, settings):
+# the same announcement is never synthesised twice while it is cached.
+audio_renders = sa.Table(
+    "audio_renders",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("file", sa.String(64), nullable=False, index=True),
+    sa.Column("engine", sa.String(16), nullable=False),
+    sa.Column("voice", sa.String(32), nullable=False),
+    sa.Column("normalized_text", sa.Text, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
