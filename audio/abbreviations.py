@@ -121,3 +121,47 @@ GLUED_UNIT_WORDS: Mapping[str, str] = MappingProxyType(
 )
 # Units that TTS engines mangle even without a number in front ("giá đất theo m²").
 STANDALONE_UNITS = ("km/h", "km²", "m²", "m³", "km", "kg", "cm", "mm", "°C")
+
+# Codes in the number of an official document ("123/QĐ-UBND", "100/2019/NĐ-CP"), expanded
+# only there: outside a document number "TT", "CT" or "TB" mean too many other things.
+DOCUMENT_CODES: Mapping[str, str] = MappingProxyType(
+    {
+        # Kinds of document
+        "QĐ": "quyết định",
+        "NĐ": "nghị định",
+        "NQ": "nghị quyết",
+        "TT": "thông tư",
+        "CT": "chỉ thị",
+        "KH": "kế hoạch",
+        "TB": "thông báo",
+        "CV": "công văn",
+        "HD": "hướng dẫn",
+        "BC": "báo cáo",
+        "TTr": "tờ trình",
+        "GM": "giấy mời",
+        # Who issues it
+        "CP": "chính phủ",
+        "TTg": "thủ tướng",
+        "QH": "quốc hội",
+        "UBTVQH": "ủy ban thường vụ quốc hội",
+        "VP": "văn phòng",
+        "UBND": "ủy ban nhân dân",
+        "HĐND": "hội đồng nhân dân",
+        "TU": "tỉnh ủy",
+        "HU": "huyện ủy",
+        "ĐU": "đảng ủy",
+        "BTV": "ban thường vụ",
+        "BTTTT": "bộ thông tin và truyền thông",
+        "BTC": "bộ tài chính",
+        "BYT": "bộ y tế",
+        "BCA": "bộ công an",
+        "BQP": "bộ quốc phòng",
+        "BNV": "bộ nội vụ",
+        "BTP": "bộ tư pháp",
+        "BXD": "bộ xây dựng",
+        "BGDĐT": "bộ giáo dục và đào tạo",
+        "BTNMT": "bộ tài nguyên và môi trường",
+        "BNNPTNT": "bộ nông nghiệp và phát triển nông thôn",
+        "BLĐTBXH": "bộ lao động thương binh và xã hội",
+    }
+)

@@ -4,32 +4,38 @@ gTTS, espeak-ng and Piper misread dates, times, Vietnamese number separators and
 abbreviations. `normalize` rewrites them as Vietnamese words and leaves everything else
 (words, punctuation that makes pauses, line breaks) alone. It is pure and never raises.
 Number words are in audio.vi_numbers, the dictionaries in audio.abbreviations; the golden
-table in tests/test_normalize.py is the spec. Choices made here:
-- Days 1-10 take "mùng" ("ngày mùng hai tháng chín"). A day/month without a year is a date
-  only with a slash ("30/4"), and not in "2/3 số hộ" (a fraction) or "số nhà 15/7".
+table in tests/test_normalize.py is the spec. Dates, fractions and other numbers around a
+slash are in audio.normalize_dates, document numbers in audio.normalize_documents (each
+explains its choices). Choices made here:
 - Dotted numbers that do not group thousands ("3.5", "4.0") are sections, read with "chấm".
 - Phone numbers are read digit by digit with a pause between groups.
 - Roman numerals (I, V, X only) only after a heading word (Quý, Chương, Đại hội, thế kỷ,
-  ...) or at the start of a heading line ("II. "): "hạng C" or "Văn X" stay letters.
+  ...) or at the start of a heading line ("II. "): "hạng C" or "Văn X" stay letters, and so
+  does an initial before a name ("V. Lênin"; but "V. NỘI DUNG", "V. Tổ chức thực hiện").
+- A dash glued to a number is a minus ("-3" is "âm ba"); a dash and a space is a bullet.
+- "1m70" is "một mét bảy mươi" and "1m5" "một mét năm", as written ("1m2", "1m3" stay
+  square and cubic metres).
 """
 
 from __future__ import annotations
 
-import calendar
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 
 from audio.abbreviations import (
     DEFAULT_ABBREVIATIONS,
+    DOCUMENT_CODES,
     GLUED_UNIT_WORDS,
     STANDALONE_UNITS,
     UNIT_WORDS,
 )
+from audio.normalize_common import Rule, say, sub
+from audio.normalize_dates import READ_DATES, READ_MONTH_YEARS, READ_RATIOS
+from audio.normalize_documents import document_rule
 from audio.vi_numbers import (
     read_clock,
-    read_date,
     read_day,
     read_integer,
     read_month,
@@ -39,17 +45,6 @@ from audio.vi_numbers import (
     read_written_number,
     roman_value,
 )
-
-Rule = Callable[[str], str]
-
-
-def _say(match: re.Match[str], words: str, tail: str = "") -> str:
-    """`words` (then `tail`) for `match`, spaced where they would touch a letter or digit."""
-    text, start, end = match.string, match.start(), match.end()
-    before = " " if start > 0 and text[start - 1].isalnum() else ""
-    after = " " if end < len(text) and text[end].isalnum() else ""
-    return f"{before}{words}{tail}{after}"
-
 
 # --- text hygiene -------------------------------------------------------------------------
 
@@ -87,23 +82,52 @@ def _tidy(text: str) -> str:
 _ROMAN = r"(?=[IVX])X{0,3}(?:IX|IV|V?I{0,3})"
 _ROMAN_CONTEXT = re.compile(
     r"(?<!\w)(?P<ctx>(?i:quý|chương|phần|mục|đại hội|thế kỷ|thế kỉ|khóa|khoá|tập|bài|hạng|loại"
-    r"|cấp|học kỳ|học kì|giai đoạn|đợt|phụ lục|thứ)\s+)"
+    r"|cấp|học kỳ|học kì|giai đoạn|đợt|phụ lục|thứ)[ \t]+)"
     rf"(?P<roman>{_ROMAN})(?:/(?P<year>[0-9]{{4}}))?(?!\w)"
 )
 _ROMAN_HEADING = re.compile(
     rf"^(?P<indent>[ \t]*)(?P<roman>{_ROMAN})(?P<sep>[.):]|[ \t]+[-\u2013])(?=[ \t])", re.MULTILINE
 )
+_NEXT_WORD = re.compile(r"[ \t]+(?P<word>[^\W\d_]+)(?P<dot>\.)?")
+# How a heading after "V. " may start when it is not in capitals, and the parts of a text
+# that may follow a numbered part ("Chương V. Điều 3").
+_HEADING_WORDS = re.compile(
+    r"(?i:nội dung|yêu cầu|tổ chức|thời gian|địa điểm|thành phần|kinh phí|kế hoạch|phân công"
+    r"|đối tượng|phạm vi|hình thức|trách nhiệm|kết quả|kết luận|đánh giá|phương hướng|nhiệm vụ"
+    r"|giải pháp|biện pháp|kiến nghị|đề xuất|tình hình|căn cứ|chế độ|quy định|hiệu lực|tiến độ"
+    r"|công tác|danh sách|hồ sơ|thủ tục|lịch|khen thưởng|xử lý|triển khai|báo cáo|phụ lục|lưu ý"
+    r"|quyền lợi|nghĩa vụ|những|các|một số|chương|phần|mục|điều|khoản|tiết|bài)(?!\w)"
+)
+
+
+def _is_initial(match: re.Match[str]) -> bool:
+    """One letter and a dot before a name is an initial: "V. Lênin", "học tập V. I. Lênin"."""
+    text, end = match.string, match.end("roman")
+    if len(match["roman"]) != 1 or text[end : end + 1] != ".":
+        return False
+    following = _NEXT_WORD.match(text, end + 1)
+    if following is None:
+        return False
+    word = following["word"]
+    if len(word) == 1 and following["dot"]:
+        return word.isupper()
+    heading = _HEADING_WORDS.match(text, following.start("word"))
+    return word[0].isupper() and not word.isupper() and heading is None
 
 
 def _roman_in_context(match: re.Match[str]) -> str:
+    if _is_initial(match):
+        return match.group()
     context, value = match["ctx"], roman_value(match["roman"])
     # "Kỳ họp thứ V" is an ordinal ("thứ năm"), "lần thứ I" is "thứ nhất".
     words = read_ordinal(value) if context.strip().lower() == "thứ" else read_number(value)
     year = f" năm {match['year']}" if match["year"] else ""
-    return _say(match, f"{context}{words}{year}")
+    return say(match, f"{context}{words}{year}")
 
 
 def _roman_heading(match: re.Match[str]) -> str:
+    if _is_initial(match):
+        return match.group()
     return f"{match['indent']}{read_number(roman_value(match['roman']))}{match['sep']}"
 
 
@@ -113,7 +137,7 @@ _ROAD = re.compile(r"(?<!\w)(?P<road>QL|ĐT|TL|ĐH)\.?[ ]?(?P<number>[1-9][0-9]{
 
 
 def _road(match: re.Match[str]) -> str:
-    return _say(match, f"{_ROADS[match['road']]} {match['number']}")
+    return say(match, f"{_ROADS[match['road']]} {match['number']}")
 
 
 def _is_all_caps(key: str) -> bool:
@@ -134,7 +158,7 @@ def _abbreviation_rule(items: tuple[tuple[str, str], ...]) -> Rule:
     def expand(match: re.Match[str]) -> str:
         written = match.group()
         words = exact.get(written, folded.get(written.casefold(), written))
-        return _say(match, words)
+        return say(match, words)
 
     return lambda text: pattern.sub(expand, text)
 
@@ -159,90 +183,8 @@ def _phone(match: re.Match[str]) -> str:
     for end in reversed(ends):
         spoken = read_phone_number(written[:end])
         if spoken is not None:
-            return _say(match, spoken, tail=written[end:])
+            return say(match, spoken, tail=written[end:])
     return written
-
-
-# --- dates ------------------------------------------------------------------------------------
-
-_DATE_CONTEXT = r"(?i:ngày|mùng|mồng|từ|đến|tới|hôm|sáng|trưa|chiều|tối|đêm|trước|sau|hạn)"
-_DATE = re.compile(
-    rf"(?<!\w)(?:(?P<ctx>{_DATE_CONTEXT})\s+)?"
-    r"(?:(?P<d0>[0-9]{1,2})\s*[-\u2013]\s*)?"
-    r"(?P<d1>[0-9]{1,2})(?P<s1>[/.-])(?P<m1>[0-9]{1,2})(?:(?P=s1)(?P<y1>[0-9]{4}))?"
-    r"(?:\s*[-\u2013]\s*"
-    r"(?P<d2>[0-9]{1,2})(?P<s2>[/.-])(?P<m2>[0-9]{1,2})(?:(?P=s2)(?P<y2>[0-9]{4}))?)?"
-    r"(?![0-9]|[/.,-][0-9])"
-)
-# "2/3 số hộ" is two thirds, not the second of March; "số nhà 15/7" is an address.
-_FRACTION_NOUN = re.compile(r"\s+(?:số|diện tích|dân số|tổng|của)(?!\w)")
-_ADDRESS_WORD = re.compile(r"(?<!\w)(?i:nhà|số|ngõ|ngách|hẻm|kiệt)\s+$")
-_MONTH_YEAR = re.compile(
-    r"(?<!\w)(?P<ctx>(?i:tháng|quý)\s+)(?P<n>[0-9]{1,2})[/-](?P<year>[0-9]{4})(?![0-9])"
-)
-
-
-def _valid_date(day: int, month: int, year: str | None) -> bool:
-    if not 1 <= month <= 12:
-        return False
-    # Without a year, 29/2 is allowed (2000 is a leap year): it exists in some year.
-    return 1 <= day <= calendar.monthrange(int(year) if year else 2000, month)[1]
-
-
-def _date_is_valid(match: re.Match[str], which: str) -> bool:
-    day, sep, month, year = (match[f"{part}{which}"] for part in ("d", "s", "m", "y"))
-    # Without a year only the slash makes a date: "3.5" is a section, "5-7" a range.
-    return (year is not None or sep == "/") and _valid_date(int(day), int(month), year)
-
-
-def _date_is_meant(match: re.Match[str]) -> bool:
-    d0, d1 = match["d0"], match["d1"]
-    if not _date_is_valid(match, "1") or (d0 and not 1 <= int(d0) < int(d1)):
-        return False
-    if match["ctx"] or d0 or match["y1"] or match["d2"]:
-        return True
-    if _FRACTION_NOUN.match(match.string, match.end()):
-        return False
-    if _ADDRESS_WORD.search(match.string, max(0, match.start() - 8), match.start()):
-        return False
-    # "trực 24/7" is around the clock, left to the ratio rule.
-    return (d1, match["m1"]) != ("24", "7")
-
-
-def _first_date(match: re.Match[str]) -> str:
-    ctx = match["ctx"]
-    said_mung = ctx is not None and ctx.lower() in {"mùng", "mồng"}
-    read = read_number if said_mung else read_day
-    lead = f"{ctx} " if ctx else ""
-    if not said_mung and (ctx is None or ctx.lower() != "ngày"):
-        lead += "ngày "
-    days = read(int(match["d1"]))
-    if match["d0"]:
-        days = f"{read(int(match['d0']))} đến {days}"
-    return lead + read_date(days, int(match["m1"]), match["y1"])
-
-
-def _date(match: re.Match[str]) -> str:
-    if not _date_is_meant(match):
-        return match.group()
-    words = _first_date(match)
-    if match["d2"] is None:
-        return _say(match, words)
-    if not _date_is_valid(match, "2"):
-        # Keep a malformed second half as written; the number rules read it later.
-        end = match.end("y1") if match["y1"] else match.end("m1")
-        return _say(match, words, tail=match.string[end : match.end()])
-    second = read_date(read_day(int(match["d2"])), int(match["m2"]), match["y2"])
-    return _say(match, f"{words} đến ngày {second}")
-
-
-def _month_year(match: re.Match[str]) -> str:
-    ctx, number = match["ctx"], int(match["n"])
-    is_month = ctx.strip().lower() == "tháng"
-    if not 1 <= number <= (12 if is_month else 4):
-        return match.group()
-    words = read_month(number) if is_month else read_number(number)
-    return _say(match, f"{ctx}{words} năm {read_integer(match['year'])}")
 
 
 # --- "per", ranges, times -------------------------------------------------------------------
@@ -279,7 +221,7 @@ def _time(match: re.Match[str]) -> str:
     # Durations may pass 24 ("48h"); a clock written with a colon may not.
     if minutes > 59 or seconds > 59 or (match.re is _TIME_COLON and hours > 24):
         return match.group()
-    return _say(match, read_clock(hours, minutes, seconds))
+    return say(match, read_clock(hours, minutes, seconds))
 
 
 # --- ordinals, day and month words ----------------------------------------------------------
@@ -295,7 +237,7 @@ _ORDINALS = re.compile(
 def _ordinals(match: re.Match[str]) -> str:
     # "thứ 2" is "thứ hai", "thứ 1" "thứ nhất", "thứ 4" "thứ tư".
     spoken = re.sub(r"[0-9]+", lambda number: read_ordinal(int(number.group())), match["list"])
-    return _say(match, f"{match['word']} {spoken}")
+    return say(match, f"{match['word']} {spoken}")
 
 
 def _counted(match: re.Match[str]) -> str:
@@ -307,7 +249,7 @@ def _counted(match: re.Match[str]) -> str:
         spoken = read_month(number)
     else:
         spoken = read_integer(match["n"])
-    return _say(match, f"{word} {spoken}")
+    return say(match, f"{word} {spoken}")
 
 
 # --- units, money, fractions, plain numbers ---------------------------------------------------
@@ -318,84 +260,78 @@ def _alternatives(keys: tuple[str, ...] | list[str]) -> str:
 
 
 _NUMBER = r"[0-9]+(?:[.,][0-9]+)*"
+# A minus is a dash glued to the number, not after a word or a number ("X-19", "5-7" are not).
+_MINUS = r"(?<![\w.,/\-\u2212])(?P<neg>[-\u2212])"
+# Metres and centimetres: "1m70", "1m5". "1m2" and "1m3" are left to the units (m², m³).
+_METRES = re.compile(r"(?<![\w.,])(?P<m>[0-9]{1,2})m(?P<cm>[0-9]{2}|[014-9])(?!\w|[.,][0-9])")
 _UNIT = re.compile(
-    rf"(?<![\w.,])(?P<neg>-)?(?P<num>{_NUMBER})"
+    rf"(?<![\w.,])(?:{_MINUS})?(?P<num>{_NUMBER})"
     rf"(?:(?P<glued>{_alternatives(list(GLUED_UNIT_WORDS))})"
     rf"|\s?(?P<unit>{_alternatives(list(UNIT_WORDS))}))(?!\w)"
 )
 _STANDALONE_UNIT = re.compile(rf"(?<![\w°])(?:{_alternatives(STANDALONE_UNITS)})(?!\w)")
-_RATIO = re.compile(r"(?<![\w.,/])(?P<a>[0-9]{1,9})/(?P<b>[0-9]{1,9})(?P<h>h)?(?![\w/]|[.,][0-9])")
-_NUMERAL = re.compile(rf"(?<![0-9]){_NUMBER}")
+_NUMERAL = re.compile(rf"(?:{_MINUS})?(?<![0-9])(?P<num>{_NUMBER})")
 
 
 def _unit(match: re.Match[str]) -> str:
     unit = match["unit"]
     words = GLUED_UNIT_WORDS[match["glued"]] if match["glued"] else UNIT_WORDS[unit]
-    sign = ""
-    if match["neg"]:
-        # Only a temperature is read as negative; elsewhere the dash is a bullet or a pause.
-        sign = "âm " if unit in {"°C", "\u00baC", "độ C", "°"} else "-"
-    return _say(match, f"{sign}{read_written_number(match['num'])} {words}")
+    sign = "âm " if match["neg"] else ""
+    return say(match, f"{sign}{read_written_number(match['num'])} {words}")
+
+
+def _metres(match: re.Match[str]) -> str:
+    return say(match, f"{read_integer(match['m'])} mét {read_integer(match['cm'])}")
 
 
 def _standalone_unit(match: re.Match[str]) -> str:
-    return _say(match, UNIT_WORDS[match.group()])
-
-
-def _ratio(match: re.Match[str]) -> str:
-    a, b = int(match["a"]), int(match["b"])
-    # Small proper fractions are said with "phần" ("ba phần tư"); the rest, and addresses
-    # ("ngõ 3/4"), with "trên".
-    address = _ADDRESS_WORD.search(match.string, max(0, match.start() - 8), match.start())
-    if match["h"] is None and 1 <= a < b <= 10 and not address:
-        words = f"{read_number(a)} phần {read_month(b)}"
-    else:
-        words = f"{read_integer(match['a'])} trên {read_integer(match['b'])}"
-    return _say(match, f"{words} giờ" if match["h"] else words)
+    return say(match, UNIT_WORDS[match.group()])
 
 
 def _numeral(match: re.Match[str]) -> str:
-    return _say(match, read_written_number(match.group()))
+    sign = "âm " if match["neg"] else ""
+    return say(match, sign + read_written_number(match["num"]))
 
 
-def _sub(pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str]) -> Rule:
-    return lambda text: pattern.sub(replace, text)
-
-
-# Order matters: each rule sees the text its predecessors left. Abbreviations and phones
-# go before dates and numbers; dates before ranges (they own their dashes); ranges before
-# times ("7h-11h"); the plain-number rule last, for whatever digits are left.
+# Order matters: each rule sees the text its predecessors left. Document numbers go first
+# (their codes are not the global abbreviations); abbreviations and phones before dates and
+# numbers; dates before fractions and ranges (they own their slashes and dashes); ranges
+# before times ("7h-11h") and metres ("1m60-1m70"); the plain-number rule last.
 _RULES_BEFORE_ABBREVIATIONS: tuple[Rule, ...] = (
-    _sub(_ROMAN_HEADING, _roman_heading),
-    _sub(_ROMAN_CONTEXT, _roman_in_context),
-    _sub(_ROAD, _road),
+    sub(_ROMAN_HEADING, _roman_heading),
+    sub(_ROMAN_CONTEXT, _roman_in_context),
+    sub(_ROAD, _road),
 )
 _RULES_AFTER_ABBREVIATIONS: tuple[Rule, ...] = (
-    _sub(_PHONE, _phone),
-    _sub(_MONTH_YEAR, _month_year),
-    _sub(_DATE, _date),
+    sub(_PHONE, _phone),
+    READ_MONTH_YEARS,
+    READ_DATES,
+    READ_RATIOS,
     lambda text: _PER.sub(r"\g<left> một \g<per>", text),
     lambda text: _RANGE.sub(" đến ", text),
-    _sub(_TIME_GLUED, _time),
-    _sub(_TIME_WORD, _time),
-    _sub(_TIME_COLON, _time),
-    _sub(_ORDINALS, _ordinals),
-    _sub(_COUNTED, _counted),
-    _sub(_UNIT, _unit),
-    _sub(_STANDALONE_UNIT, _standalone_unit),
-    _sub(_RATIO, _ratio),
-    _sub(_NUMERAL, _numeral),
+    sub(_TIME_GLUED, _time),
+    sub(_TIME_WORD, _time),
+    sub(_TIME_COLON, _time),
+    sub(_ORDINALS, _ordinals),
+    sub(_COUNTED, _counted),
+    sub(_METRES, _metres),
+    sub(_UNIT, _unit),
+    sub(_STANDALONE_UNIT, _standalone_unit),
+    sub(_NUMERAL, _numeral),
 )
 
 
 def normalize(text: str, abbreviations: Mapping[str, str] | None = None) -> str:
     """Written Vietnamese -> what should be said.
 
-    `abbreviations` adds to / overrides the built-in dictionary (DEFAULT_ABBREVIATIONS).
+    `abbreviations` adds to / overrides the built-in dictionary (DEFAULT_ABBREVIATIONS), and
+    the codes of document numbers (DOCUMENT_CODES).
     """
-    merged = {**DEFAULT_ABBREVIATIONS, **(abbreviations or {})}
+    operator = abbreviations or {}
+    merged = {**DEFAULT_ABBREVIATIONS, **operator}
     expand_abbreviations = _abbreviation_rule(tuple(sorted(merged.items())))
-    text = _prepare(text)
+    codes = {**DEFAULT_ABBREVIATIONS, **DOCUMENT_CODES, **operator}
+    text = document_rule(tuple(sorted(codes.items())))(_prepare(text))
     for rule in _RULES_BEFORE_ABBREVIATIONS:
         text = rule(text)
     text = expand_abbreviations(text)

@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ from audio.decode import (
 )
 
 __all__ = [
+    "AudioCancelledError",
     "AudioDecodeError",
     "AudioError",
     "AudioInfo",
@@ -166,12 +168,22 @@ class _Job:
     out: Path
 
 
+_POLL_S = 0.2
+
+
+class AudioCancelledError(AudioError):
+    """The caller gave up on this render (the daemon is stopping)."""
+
+
 class _Deadline:
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, cancel: threading.Event | None) -> None:
         self.timeout_s = timeout_s
         self._end = time.monotonic() + timeout_s
+        self._cancel = cancel
 
     def remaining(self) -> float:
+        if self._cancel is not None and self._cancel.is_set():
+            raise AudioCancelledError("the render was cancelled")
         left = self._end - time.monotonic()
         if left <= 0:
             raise AudioTimeoutError(self.timeout_s)
@@ -184,14 +196,18 @@ def render_blocking(
     loudness: LoudnessTarget,
     chime: Chime,
     timeout_s: float = 300,
+    *,
+    cancel: threading.Event | None = None,
 ) -> Rendered:
     """Decode `source`, make it mono at the target loudness, add chimes, encode it as `fmt`.
 
     Blocking (several ffmpeg runs over the audio): run it in a thread. Raises
     AudioDecodeError for input that is damaged, not audio or silent, AudioTimeoutError past
     `timeout_s` (the running ffmpeg is killed), AudioError if ffmpeg itself fails.
+    Setting `cancel` (from another thread) stops it within a fraction of a second, with
+    AudioCancelledError: a thread cannot be cancelled, but it can be told to stop.
     """
-    deadline = _Deadline(timeout_s)
+    deadline = _Deadline(timeout_s, cancel)
     # ffmpeg would play a damaged file as far as it goes; the full decode refuses it.
     if probe_blocking(source, timeout_s=deadline.remaining()).duration_s < _SHORTEST_S:
         raise AudioDecodeError(f"the audio is shorter than {_SHORTEST_S:g} s")
@@ -343,15 +359,25 @@ def _ffmpeg(args: list[str], deadline: _Deadline) -> str:
     if executable is None:
         raise AudioError("ffmpeg is not installed")
     command = [executable, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-y"]
-    try:
-        # run() kills and reaps the child when the timeout expires
-        done = subprocess.run(  # noqa: S603 — an argument list, no shell
-            [*command, *args], capture_output=True, timeout=deadline.remaining(), check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AudioTimeoutError(deadline.timeout_s) from exc
-    stderr = done.stderr.decode("utf-8", errors="replace")
-    if done.returncode != 0:
+    with subprocess.Popen(  # noqa: S603 — an argument list, no shell
+        [*command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as process:
+        waited: subprocess.TimeoutExpired | None = None
+        try:
+            # Short waits, so a cancel or the deadline is noticed at once; communicate()
+            # may be called again after its timeout and keeps collecting stderr.
+            while True:
+                try:
+                    _, raw = process.communicate(timeout=min(_POLL_S, deadline.remaining()))
+                    break
+                except subprocess.TimeoutExpired as exc:
+                    waited = exc
+        except AudioError as stopped:  # the deadline or a cancel, while ffmpeg ran
+            process.kill()
+            process.wait()
+            raise stopped from waited
+    stderr = raw.decode("utf-8", errors="replace")
+    if process.returncode != 0:
         last = stderr.strip().splitlines()[-1:] or ["no message"]
         raise AudioError(f"ffmpeg failed: {last[0]}")
     return stderr

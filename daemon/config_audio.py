@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from audio.tts import ENGINES
 
 
 class Model(BaseModel):
@@ -26,15 +28,9 @@ def _check_absolute(value: Path) -> Path:
 AbsolutePath = Annotated[Path, AfterValidator(_check_absolute)]
 
 Engine = Literal["gtts", "espeak-ng", "piper"]
-# loacam's voice ids are espeak-ng's: northern (the default), central and southern.
+# loacam's voice ids (audio.tts.VOICES) are espeak-ng's: northern, central, southern.
 Voice = Literal["vi", "vi-vn-x-central", "vi-vn-x-south"]
-VOICES: tuple[Voice, ...] = ("vi", "vi-vn-x-central", "vi-vn-x-south")
-# Which voices each engine speaks: gTTS has one Vietnamese voice, a Piper model is one voice.
-ENGINE_VOICES: dict[Engine, frozenset[Voice]] = {
-    "gtts": frozenset({"vi"}),
-    "espeak-ng": frozenset(VOICES),
-    "piper": frozenset({"vi"}),
-}
+VOICES: tuple[Voice, ...] = get_args(Voice)
 DEFAULT_ENGINES: tuple[Engine, ...] = ("gtts", "espeak-ng")
 _ABBREVIATION = re.compile(r"^[^\s]{1,20}$")
 
@@ -83,8 +79,13 @@ class TtsConfig(Model):
             raise ValueError("engines: each engine may be listed once")
         if "piper" in self.engines and self.piper.model is None:
             raise ValueError("engines lists piper but piper.model is not set")
-        if not any(self.voice in ENGINE_VOICES[engine] for engine in self.engines):
-            raise ValueError(f"no listed engine speaks voice {self.voice!r}: add espeak-ng")
+        local = [engine for engine in self.engines if not ENGINES[engine].network]
+        # An emergency never waits for the internet: some offline engine must speak it.
+        if not any(self.voice in ENGINES[engine].voices for engine in local):
+            raise ValueError(
+                f"no offline engine (espeak-ng, piper) speaks voice {self.voice!r}: "
+                "add espeak-ng, so an emergency is never silent without internet"
+            )
         return self
 
 
@@ -134,9 +135,9 @@ class AudioConfig(Model):
     render_ahead_min: int = Field(
         30, ge=1, le=24 * 60, description="Minutes before air time scheduled speech is rendered."
     )
-    upload_max_mb: int = Field(50, ge=1, le=2000, description="Largest recording accepted, MB.")
+    upload_max_mb: int = Field(50, ge=1, le=500, description="Largest recording accepted, MB.")
     upload_max_duration_s: int = Field(
-        3600, ge=10, le=6 * 3600, description="Longest recording accepted, seconds."
+        3600, ge=10, le=3 * 3600, description="Longest recording accepted, seconds."
     )
     max_text_chars: int = Field(
         5000, ge=100, le=50_000, description="Longest announcement text accepted, characters."

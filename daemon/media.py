@@ -13,15 +13,17 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlencode
 
-from audio.decode import AudioDecodeError, Decoded, to_wav_blocking
+from audio.decode import WAV_RATE, AudioDecodeError, Decoded, to_wav_blocking
 
 MEDIA_TYPES = {
     "wav": "audio/wav",
@@ -42,6 +44,15 @@ MEMORY_FILE_BYTES = 4 * 1024 * 1024
 _MEMORY_CACHE_BYTES = 32 * 1024 * 1024
 
 
+_CHUNK = 1024 * 1024
+
+
+def _name(digest: hashlib._Hash, suffix: str) -> str:
+    if suffix not in MEDIA_TYPES:
+        raise MediaError(f"unsupported audio type {suffix!r}")
+    return f"{digest.hexdigest()[:32]}.{suffix}"
+
+
 class MediaError(Exception):
     """A media file is missing or cannot be used."""
 
@@ -53,17 +64,33 @@ def is_media_name(name: str) -> bool:
 class MediaStore:
     """Content-addressed audio files under one directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, wav_rate: int = WAV_RATE) -> None:
         self.directory = directory
+        self.wav_rate = wav_rate  # what Hermes speakers get
         self._wav: OrderedDict[str, Decoded] = OrderedDict()
         self._decoding: dict[str, asyncio.Future[Decoded]] = {}
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
+        self._pinned: set[str] = set()
 
     def put_blocking(self, data: bytes, suffix: str) -> str:
         """Store `data` (written to a temporary file, then renamed: never half a file)."""
-        if suffix not in MEDIA_TYPES:
-            raise MediaError(f"unsupported audio type {suffix!r}")
-        name = f"{hashlib.sha256(data).hexdigest()[:32]}.{suffix}"
+        name = _name(hashlib.sha256(data), suffix)
+        return self._write_blocking(name, lambda out: out.write(data))
+
+    def put_file_blocking(self, source: Path, suffix: str) -> str:
+        """Store a copy of the file at `source`, read in chunks (uploads can be large)."""
+        digest = hashlib.sha256()
+        with source.open("rb") as data:
+            while chunk := data.read(_CHUNK):
+                digest.update(chunk)
+
+        def copy(out: BinaryIO) -> None:
+            with source.open("rb") as data:
+                shutil.copyfileobj(data, out, _CHUNK)
+
+        return self._write_blocking(_name(digest, suffix), copy)
+
+    def _write_blocking(self, name: str, write: Callable[[BinaryIO], object]) -> str:
         target = self.directory / name
         if target.exists():
             return name
@@ -71,7 +98,7 @@ class MediaStore:
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(data)
+                write(out)
             Path(tmp).replace(target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -81,9 +108,16 @@ class MediaStore:
     async def put(self, data: bytes, suffix: str) -> str:
         return await asyncio.to_thread(self.put_blocking, data, suffix)
 
+    async def put_file(self, source: Path, suffix: str) -> str:
+        return await asyncio.to_thread(self.put_file_blocking, source, suffix)
+
+    def pin(self, name: str) -> None:
+        """Never remove this file (e.g. the test tone, which no table names)."""
+        self._pinned.add(name)
+
     async def remove(self, names: Iterable[str]) -> None:
         """Delete files nothing needs any more (the caller checked that)."""
-        for name in names:
+        for name in set(names) - self._pinned:
             self._bytes.pop(name, None)
             self._wav.pop(name, None)
             await asyncio.to_thread(self.path(name).unlink, missing_ok=True)
@@ -131,7 +165,7 @@ class MediaStore:
         path = self.path(name)
         try:
             # Decoding is CPU work in FFmpeg: keep it off the event loop.
-            decoded = await asyncio.to_thread(to_wav_blocking, path)
+            decoded = await asyncio.to_thread(to_wav_blocking, path, self.wav_rate)
         except FileNotFoundError:
             raise MediaError(f"{name}: no such media file") from None
         except AudioDecodeError as exc:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from daemon.app import create_app
 from daemon.audio.ahead import RenderAhead
+from daemon.audio.library import Library
 from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService, load_or_create_token_key
 from daemon.cameras.manager import CameraManager
@@ -78,7 +79,7 @@ def media_base_url(config: Config) -> str:
 def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
     """Every long-lived object of the daemon, wired once (also used by the tests)."""
     mqtt = MqttLink(mqtt_settings(config))
-    media = MediaStore(config.storage.path / "media")
+    media = MediaStore(config.storage.path / "media", config.audio.output.hermes_sample_rate)
     signer = MediaSigner(token_key, media_base_url(config))
     audio = AudioService(config.audio, store, media)
     state = AppState(
@@ -104,6 +105,7 @@ def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
         media_signer=signer,
         audio=audio,
         render_ahead=RenderAhead(audio, timedelta(minutes=config.audio.render_ahead_min)),
+        library=Library(audio),
     )
     state.registry = build_registry(state)
     return state
@@ -178,6 +180,7 @@ async def _serve(
         return EX_SOFTWARE
     finally:
         sock.close()
+        state.audio.close()
     log.info("loacam stopped")
     return EX_OK
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from daemon.audio.ahead import RenderAhead
+from daemon.audio.library import Library
 from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService
 from daemon.cameras.manager import CameraManager
@@ -37,6 +38,7 @@ class AppState:
     media_signer: MediaSigner
     audio: AudioService
     render_ahead: RenderAhead
+    library: Library
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     storage_ok: bool = False

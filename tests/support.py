@@ -52,6 +52,20 @@ def in_private_network(*command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def ffmpeg_children() -> list[int]:
+    """ffmpeg processes (zombies included) whose parent is this test process."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:  # it exited while we looked
+            continue
+        fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+        if fields.get("PPid") == str(os.getpid()) and fields.get("Name") == "ffmpeg":
+            found.append(int(status.parent.name))
+    return found
+
+
 @contextmanager
 def refusing_port() -> Iterator[int]:
     """A loopback port that refuses connections for as long as the block runs.

@@ -239,7 +239,7 @@ async def _nothing_kept(state: AppState, files_before: set[str]) -> None:
         ("cut.mp3", "truncated", 422, "hỏng"),
         ("empty.mp3", "empty", 422, "trống"),
         ("notes.txt", "text", 422, "loại tệp"),
-        ("long.mp3", "too_long", 422, "dài quá"),
+        ("long.mp3", "too_long", 422, "dài quá 20 giây"),
     ],
 )
 async def test_bad_uploads_are_refused_and_leave_nothing_behind(
@@ -339,6 +339,8 @@ async def test_tampered_expired_and_unsigned_links_get_403(daemon: Daemon, sound
         expired,
         path,  # unsigned
         f"{path}?exp=abc&sig={params['sig']}",
+        f"{path}?exp={params['exp']}&sig={params['sig']}0",  # a signature too long
+        f"{path}?exp={params['exp']}0000000000&sig={params['sig']}",
         url.replace(name, other),  # the signature of another file
         url.replace(name, name.upper()),
     ]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from audio.tone import tone_wav
 from audio.tts import Speech, TtsChain, TtsUnavailableError
@@ -27,6 +28,8 @@ from daemon.speakers.outbox import DeliveryState
 from daemon.store import Store
 from daemon.store.schema import audio_renders, media_items, speaker_commands
 from tests.fake_google_tts import AUDIO, HANG, FakeGoogleTts
+from tests.speaker_rig import until
+from tests.support import ffmpeg_children
 
 T0 = datetime(2026, 11, 28, 5, 0, tzinfo=UTC)
 MB = 1024 * 1024
@@ -219,4 +222,79 @@ async def test_a_silent_google_falls_back_within_the_configured_timeout(
     spoken = await asyncio.wait_for(audio.speak("Họp dân lúc 8h sáng mai."), 60)
     assert spoken.engine == "espeak-ng"
     assert [a.engine for a in spoken.attempts] == ["gtts"]
+    assert "Timeout" in spoken.attempts[0].error  # gTTS's own 1 s timeout, not the chain's
     assert len(google.requests) == 1
+
+
+def test_a_chain_without_an_offline_engine_is_refused() -> None:
+    """An emergency never waits for the internet: gTTS alone would leave it silent."""
+    with pytest.raises(ValidationError, match="no offline engine"):
+        AudioConfig.model_validate({"tts": {"engines": ["gtts"]}})
+    with pytest.raises(ValidationError, match="no offline engine"):
+        AudioConfig.model_validate({"tts": {"engines": ["gtts", "piper"], "voice": "vi-vn-x-south",
+                                            "piper": {"model": "/opt/vi.onnx"}}})  # fmt: skip
+
+
+async def test_a_fallback_render_is_reused_for_an_hour_then_google_is_asked_again(
+    store: Store, tmp_path: Path, google: FakeGoogleTts
+) -> None:
+    audio = chained(store, tmp_path, retries=0)
+    clock = Clock(datetime.now(UTC))
+    audio.clock = clock
+    text = "Lịch tiêm phòng cho đàn gia cầm tháng 12."
+    google.script(then=429)
+    first = await audio.speak(text)
+    assert first.engine == "espeak-ng"
+    asked = len(google.requests)
+
+    clock.advance(minutes=50)
+    again = await audio.speak(text)
+    assert (again.engine, again.cached) == ("espeak-ng", True)
+    assert len(google.requests) == asked  # within the hour: no new try
+
+    clock.advance(minutes=20)
+    still_down = await audio.speak(text)  # Google asked again, still refusing
+    assert len(google.requests) > asked
+    assert still_down.engine == "espeak-ng"
+
+    google.script(then=AUDIO)
+    clock.advance(minutes=61)
+    back = await audio.speak(text)
+    assert (back.engine, back.cached) == ("gtts", False)
+    assert (await audio.speak(text)).engine == "gtts"  # and now Google's is the one cached
+
+
+async def test_two_requests_for_one_new_text_share_one_render(store: Store, tmp_path: Path) -> None:
+    engine = ToneEngine()
+    audio = service(store, tmp_path, engine, Clock())
+    first, second = await asyncio.gather(audio.speak("Họp thôn"), audio.speak("Họp thôn"))
+    assert engine.calls == 1
+    assert first.file == second.file
+
+
+async def test_a_render_cancelled_at_shutdown_leaves_no_ffmpeg_and_no_file(
+    store: Store, tmp_path: Path
+) -> None:
+    audio = service(store, tmp_path, ToneEngine(), Clock())
+    task = asyncio.create_task(audio.speak("Thông báo dài. " * 300))  # about 45 s of audio
+
+    async def ffmpeg_running() -> bool:
+        return bool(ffmpeg_children())
+
+    await until(ffmpeg_running)
+    # What asyncio.run does to the tasks left when the daemon stops. (A request that is
+    # merely abandoned does not stop the render: it is shared, and cached for next time.)
+    for other in asyncio.all_tasks() - {asyncio.current_task()}:
+        other.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def ffmpeg_gone() -> bool:
+        return not ffmpeg_children()
+
+    await until(ffmpeg_gone, within_s=5)
+    work = audio.media.directory / ".work"
+    assert list(work.iterdir()) == []
+    async with store.engine.connect() as conn:
+        assert (await conn.scalar(sa.select(sa.func.count()).select_from(audio_renders))) == 0
+    audio.close()

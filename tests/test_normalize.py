@@ -27,6 +27,7 @@ from audio.vi_numbers import (
 )
 
 _2025 = "hai nghìn không trăm hai mươi lăm"
+_2024 = "hai nghìn không trăm hai mươi tư"
 
 GOLDEN: list[tuple[str, str]] = [
     # --- numbers: mười / mươi, mốt, tư, lăm, linh, không trăm, nghìn, triệu, tỷ
@@ -91,12 +92,46 @@ GOLDEN: list[tuple[str, str]] = [
     ("ngày 5 tháng 4 năm 2025", f"ngày mùng năm tháng tư năm {_2025}"),
     ("tháng 3/2025", f"tháng ba năm {_2025}"),
     ("29/2/2024", "ngày hai mươi chín tháng hai năm hai nghìn không trăm hai mươi tư"),
+    ("11/2024", f"tháng mười một năm {_2024}"),
+    ("tháng 11/2024", f"tháng mười một năm {_2024}"),
+    ("từ 01/2025", f"từ tháng một năm {_2025}"),
+    ("Báo cáo 11/2024", f"Báo cáo tháng mười một năm {_2024}"),
+    # a bare day/month with nothing around it that makes it a quantity stays a date
+    ("Quốc khánh 2/9.", "Quốc khánh ngày mùng hai tháng chín."),
+    ("Hạn cuối là 2/3.", "Hạn cuối là ngày mùng hai tháng ba."),
+    ("ngày 15/3 người dân", "ngày mười lăm tháng ba người dân"),
+    ("1/2 năm nay", "ngày mùng một tháng hai năm nay"),
     # not dates: an impossible month, a fraction, an address, around the clock
     ("32/13", "ba mươi hai trên mười ba"),
     ("2/3 số hộ", "hai phần ba số hộ"),
     ("số nhà 15/7", "số nhà mười lăm trên bảy"),
     ("trực 24/7", "trực hai mươi tư trên bảy"),
     ("hoạt động 24/24h", "hoạt động hai mươi tư trên hai mươi tư giờ"),
+    ("13/2024", f"mười ba trên {_2024}"),
+    ("24h/24h", "hai mươi tư trên hai mươi tư giờ"),
+    ("phục vụ 24h/24.", "phục vụ hai mươi tư trên hai mươi tư giờ."),
+    ("24/7", "hai mươi tư trên bảy"),
+    # --- fractions: a part of a whole with "phần" (1/2 "một nửa"), after a quantity word or
+    # before a whole; a count out of a total or a score with "trên"; 1/2 of a time "nửa"
+    ("hơn 2/3 số hộ", "hơn hai phần ba số hộ"),
+    ("hơn 2/3", "hơn hai phần ba"),
+    ("gần 3/4 diện tích", "gần ba phần tư diện tích"),
+    ("chiếm 1/3 dân số", "chiếm một phần ba dân số"),
+    ("trên 4/5 số hộ", "trên bốn phần năm số hộ"),
+    ("dưới 1/10", "dưới một phần mười"),
+    ("khoảng 1/2 số hộ", "khoảng một nửa số hộ"),
+    ("hơn 7/12 số hộ", "hơn bảy trên mười hai số hộ"),
+    ("Số hộ tham gia đạt 2/3.", "Số hộ tham gia đạt hai phần ba."),
+    ("Tỷ lệ hộ nghèo giảm còn 1/5.", "Tỷ lệ hộ nghèo giảm còn một phần năm."),
+    ("có 3/5 thôn", "có ba trên năm thôn"),
+    ("3/5 thôn đạt chuẩn", "ba trên năm thôn đạt chuẩn"),
+    ("8/12 hộ đã nộp", "tám trên mười hai hộ đã nộp"),
+    ("đạt 9/10 tiêu chí", "đạt chín trên mười tiêu chí"),
+    ("điểm 9/10", "điểm chín trên mười"),
+    ("đạt điểm 8/10", "đạt điểm tám trên mười"),
+    ("1/2 ngày", "nửa ngày"),
+    ("nghỉ 1/2 buổi", "nghỉ nửa buổi"),
+    ("bản đồ tỷ lệ 1/2000", "bản đồ tỷ lệ một trên hai nghìn"),
     # --- times
     ("7h30", "bảy giờ ba mươi phút"),
     ("07:30", "bảy giờ ba mươi phút"),
@@ -133,6 +168,38 @@ GOLDEN: list[tuple[str, str]] = [
     ("ĐT: 0235.3812.345", "điện thoại: không hai ba năm, ba tám một hai, ba bốn năm"),
     ("(024) 3825 1234", "không hai bốn, ba tám hai năm, một hai ba bốn"),
     ("0912345678 20 lần", "không chín một hai, ba bốn năm, sáu bảy tám hai mươi lần"),
+    # --- document numbers: the number, "/" said "trên", a year as a number, codes expanded
+    (
+        "Quyết định số 123/QĐ-UBND",
+        "Quyết định số một trăm hai mươi ba trên quyết định ủy ban nhân dân",
+    ),
+    (
+        "Nghị định 100/2019/NĐ-CP",
+        "Nghị định một trăm trên hai nghìn không trăm mười chín trên nghị định chính phủ",
+    ),
+    (
+        "Thông tư 39/2020/TT-BTTTT",
+        "Thông tư ba mươi chín trên hai nghìn không trăm hai mươi trên thông tư bộ thông tin "
+        "và truyền thông",
+    ),
+    ("Công văn số 45/UBND-VP", "Công văn số bốn mươi lăm trên ủy ban nhân dân văn phòng"),
+    ("số 5/2024/TT-BTC", f"số năm trên {_2024} trên thông tư bộ tài chính"),
+    (
+        "Nghị quyết số 01/2024/NQ-HĐND",
+        f"Nghị quyết số một trên {_2024} trên nghị quyết hội đồng nhân dân",
+    ),
+    ("Kế hoạch số 25/KH-UBND.", "Kế hoạch số hai mươi lăm trên kế hoạch ủy ban nhân dân."),
+    ("Chỉ thị 15/CT-TTg", "Chỉ thị mười lăm trên chỉ thị thủ tướng"),
+    (
+        "Luật số 45/2019/QH14",
+        "Luật số bốn mươi lăm trên hai nghìn không trăm mười chín trên quốc hội khóa mười bốn",
+    ),
+    ("Nghị định 12/2024", f"Nghị định mười hai trên {_2024}"),
+    (
+        "Quyết định 1234/QĐ-TTg ngày 15/3/2025",
+        "Quyết định một nghìn hai trăm ba mươi tư trên quyết định thủ tướng "
+        f"ngày mười lăm tháng ba năm {_2025}",
+    ),
     # --- money and units
     ("500.000đ", "năm trăm nghìn đồng"),
     ("500.000 VNĐ", "năm trăm nghìn đồng"),
@@ -153,6 +220,21 @@ GOLDEN: list[tuple[str, str]] = [
     ("tốc độ 50 km/h", "tốc độ năm mươi ki lô mét trên giờ"),
     ("60km/h", "sáu mươi ki lô mét trên giờ"),
     ("-5°C", "âm năm độ xê"),
+    # a dash glued to a number is a minus; a dash then a space is a bullet
+    ("-3", "âm ba"),
+    ("nhiệt độ -3°C", "nhiệt độ âm ba độ xê"),
+    ("giảm -5%", "giảm âm năm phần trăm"),
+    ("(-3,5)", "(âm ba phẩy năm)"),
+    ("\u22127", "âm bảy"),
+    ("từ -2 đến 3°C", "từ âm hai đến ba độ xê"),
+    ("- Thôn 1", "- Thôn một"),
+    ("- 5 hộ nghèo", "- năm hộ nghèo"),
+    # metres and centimetres, read as written; "1m2" is a square metre
+    ("cao 1m70", "cao một mét bảy mươi"),
+    ("1m5", "một mét năm"),
+    ("rộng 2m5", "rộng hai mét năm"),
+    ("từ 1m60-1m70", "từ một mét sáu mươi đến một mét bảy mươi"),
+    ("1m2", "một mét vuông"),
     ("30 độ C", "ba mươi độ xê"),
     ("lãi suất 5%/năm", "lãi suất năm phần trăm một năm"),
     ("giá đất theo m²", "giá đất theo mét vuông"),
@@ -167,6 +249,14 @@ GOLDEN: list[tuple[str, str]] = [
     ("Kỳ họp thứ IV", "Kỳ họp thứ tư"),
     ("Quý I/2025", f"Quý một năm {_2025}"),
     ("II. NỘI DUNG", "hai. NỘI DUNG"),
+    ("V. NỘI DUNG", "năm. NỘI DUNG"),
+    ("V. Tổ chức thực hiện", "năm. Tổ chức thực hiện"),
+    ("I. Mục đích, yêu cầu", "một. Mục đích, yêu cầu"),
+    ("Chương V. Điều 3", "Chương năm. Điều ba"),
+    # one letter and a dot before a name is an initial
+    ("V. Lênin", "V. Lênin"),
+    ("X. Nguyễn", "X. Nguyễn"),
+    ("Học tập tư tưởng của\nV. I. Lênin", "Học tập tư tưởng của\nV. I. Lênin"),
     (
         "Vitamin C và X-quang, ông Nguyễn Văn X, bằng lái hạng C",
         "Vitamin C và X-quang, ông Nguyễn Văn X, bằng lái hạng C",
@@ -222,6 +312,13 @@ GOLDEN: list[tuple[str, str]] = [
         "một. THỜI GIAN\n- Từ bảy giờ ba mươi phút ngày mùng hai tháng chín.\n"
         "hai. ĐỊA ĐIỂM: Hội trường ủy ban nhân dân xã",
     ),
+    (
+        "Thực hiện Quyết định số 123/QĐ-UBND, đến 11/2024 đã có hơn 2/3 số hộ của 3/5 thôn "
+        "nộp đủ; trực 24h/24h, nhiệt độ -3°C.",
+        "Thực hiện Quyết định số một trăm hai mươi ba trên quyết định ủy ban nhân dân, đến "
+        f"tháng mười một năm {_2024} đã có hơn hai phần ba số hộ của ba trên năm thôn nộp đủ; "
+        "trực hai mươi tư trên hai mươi tư giờ, nhiệt độ âm ba độ xê.",
+    ),
     # --- whitespace collapses; plain Vietnamese passes through
     ("  UBND   xã \t thông báo  ", "ủy ban nhân dân xã thông báo"),
     (
@@ -262,6 +359,13 @@ def test_abbreviations_argument_overrides_and_adds() -> None:
     assert DEFAULT_ABBREVIATIONS["BCH"] == "ban chấp hành"
 
 
+def test_abbreviations_argument_also_reads_document_codes() -> None:
+    spoken = normalize("Quyết định 5/QĐ-UBND", abbreviations={"UBND": "ủy ban", "QĐ": "quy đê"})
+    assert spoken == "Quyết định năm trên quy đê ủy ban"
+    # Document codes are expanded only inside a document number.
+    assert normalize("TT, CT, TB") == "TT, CT, TB"
+
+
 def test_lower_case_keys_match_any_case_but_all_caps_keys_only_themselves() -> None:
     assert normalize("tp. Vinh và Tp. Vinh") == "thành phố Vinh và thành phố Vinh"
     assert normalize("Ubmttq") == "Ubmttq"
@@ -296,7 +400,8 @@ _UGLY = (
 # Whole pieces too, so that the rules meet each other in odd company.
 _PIECE_TEXT = (
     "15/3/2025 7h30 07:30:00 0912.345.678 +84 1900 1.000.000 3,5 25% 5-7 -5°C km/h m² "
-    "Quý Chương thứ ngày tháng mùng II. XIII 24/7 2/3 số nhà ĐT QL1A Đ/c 48h 7g"
+    "Quý Chương thứ ngày tháng mùng II. XIII 24/7 2/3 số nhà ĐT QL1A Đ/c 48h 7g "
+    "1m70 -3 \u2212 24h/24h 11/2024 123/QĐ-UBND 100/2019/NĐ-CP V. Lênin hơn điểm thôn nửa"
 )
 _PIECES = [*_UGLY, *_PIECE_TEXT.split(" ")]
 _WORD_TEXT = (

@@ -7,11 +7,11 @@ filter the pipeline uses.
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -23,7 +23,9 @@ import pytest
 
 from audio.chime import CHIME_PEAK, CHIME_SECONDS, chime_samples, chime_wav
 from audio.pipeline import (
+    AudioCancelledError,
     AudioDecodeError,
+    AudioError,
     AudioTimeoutError,
     AudioTooLongError,
     Chime,
@@ -34,6 +36,7 @@ from audio.pipeline import (
     render_blocking,
 )
 from tests.audio_meter import meter
+from tests.support import ffmpeg_children
 
 TEXT = (
     "Ủy ban nhân dân xã thông báo: từ ngày mai, bộ phận một cửa làm việc từ bảy giờ ba mươi "
@@ -95,20 +98,6 @@ def dominant_hz(signal: npt.NDArray[np.float32], rate: int) -> float:
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path)) as reader:
         return reader.getnframes() / reader.getframerate()
-
-
-def ffmpeg_children() -> list[int]:
-    """ffmpeg processes (zombies included) whose parent is this test process."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            lines = status.read_text().splitlines()
-        except OSError:  # it exited while we looked
-            continue
-        fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
-        if fields.get("PPid") == str(os.getpid()) and fields.get("Name") == "ffmpeg":
-            found.append(int(status.parent.name))
-    return found
 
 
 @pytest.fixture
@@ -488,11 +477,35 @@ def test_probing_stops_at_its_timeout(ten_minutes: Path) -> None:
 def test_rendering_stops_at_its_timeout_and_kills_ffmpeg(
     ten_minutes: Path, private_tmp: Path
 ) -> None:
-    started = time.monotonic()
     with pytest.raises(AudioTimeoutError, match="longer than 1 s") as raised:
         render_blocking(ten_minutes, MP3, DEFAULT, Chime(), timeout_s=1)
-    # stopped while ffmpeg ran (not between steps), promptly, and reaped
+    # stopped while ffmpeg ran (not between steps), and reaped
     assert isinstance(raised.value.__cause__, subprocess.TimeoutExpired)
-    assert time.monotonic() - started < 5
+    assert ffmpeg_children() == []
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_cancelled_render_kills_its_ffmpeg(ten_minutes: Path, private_tmp: Path) -> None:
+    cancel = threading.Event()
+    outcome: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            render_blocking(ten_minutes, MP3, DEFAULT, Chime(), timeout_s=300, cancel=cancel)
+        except AudioError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not ffmpeg_children() and time.monotonic() < deadline:  # ffmpeg has started
+        time.sleep(0.01)
+    assert ffmpeg_children() != []
+    cancel.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], AudioCancelledError)
+    assert isinstance(outcome[0].__cause__, subprocess.TimeoutExpired)  # stopped mid-ffmpeg
     assert ffmpeg_children() == []
     assert list(private_tmp.iterdir()) == []

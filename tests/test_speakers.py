@@ -105,6 +105,7 @@ async def test_hermes_speaker_gets_wav_bytes_of_the_right_duration(
             }
         ],
     )
+    data["audio"] = {"output": {"hermes_sample_rate": 16000}}
     async with (
         running_daemon(data) as (state, api),
         SimulatedHermesSpeaker(
@@ -124,6 +125,7 @@ async def test_hermes_speaker_gets_wav_bytes_of_the_right_duration(
         assert len(hermes.plays) == 1
         assert hermes.plays[0].request_id == commands[0]["cmd_id"]
         assert hermes.plays[0].duration_s == pytest.approx(2.0, abs=0.05)
+        assert hermes.plays[0].sample_rate == 16000  # audio.output.hermes_sample_rate
         assert hermes.volume == pytest.approx(0.4)
         stop = await api.post("/api/v1/speakers/loa-bep/stop")
         assert stop.status_code == 409
@@ -358,7 +360,7 @@ async def test_media_urls_open_only_with_a_valid_signature(
             sneaky = await anonymous.get(f"{base}/media/..%2Floacam.db?{query}")
             assert sneaky.status_code in {403, 404}
             assert b"SQLite" not in sneaky.content
-            assert (await anonymous.get(f"{base}/media/{name}")).status_code == 422
+            assert (await anonymous.get(f"{base}/media/{name}")).status_code == 403  # unsigned
 
 
 def _hermes_config(tmp_path: Path, broker: PrivateBroker, site: str) -> dict[str, object]:

@@ -13,11 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from audio.tts import ENGINES
 from daemon.api.deps import State, audit, require_role
 from daemon.audio.records import MediaItem
 from daemon.audio.service import AudioInputError, AudioUnavailableError
 from daemon.auth import Claims, Role
-from daemon.config_audio import ENGINE_VOICES, VOICES, Voice
+from daemon.config_audio import VOICES, Voice
 
 router = APIRouter(prefix="/api/v1", tags=["audio"])
 # The radio station writes and uploads; leaders may listen to what is in the library.
@@ -128,7 +129,7 @@ async def tts_voices(state: State, _: Listener) -> list[VoiceOut]:
         VoiceOut(
             id=voice,
             name=VOICE_NAMES[voice],
-            engines=[engine for engine in engines if voice in ENGINE_VOICES[engine]],
+            engines=[engine for engine in engines if voice in ENGINES[engine].voices],
         )
         for voice in VOICES
     ]
@@ -137,12 +138,12 @@ async def tts_voices(state: State, _: Listener) -> list[VoiceOut]:
 @router.get("/media", response_model=list[MediaOut])
 async def list_media(state: State, _: Listener) -> list[MediaOut]:
     """Uploaded recordings, newest first."""
-    return [_media_out(state, item) for item in await state.audio.list_items()]
+    return [_media_out(state, item) for item in await state.library.list_items()]
 
 
 @router.get("/media/{item_id}", response_model=MediaOut)
 async def get_media(item_id: str, state: State, _: Listener) -> MediaOut:
-    item = await state.audio.get_item(item_id)
+    item = await state.library.get_item(item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Không có bản ghi này (no such item)")
     return _media_out(state, item)
@@ -172,7 +173,7 @@ async def upload_media(
     try:
         await _receive(request, path, limit, state)
         with _audio_errors():
-            item = await state.audio.add_upload(
+            item = await state.library.add_upload(
                 path,
                 title=(title or "").strip() or Path(name).stem[:200],
                 original_name=name,
@@ -211,7 +212,7 @@ def _too_large(state: State) -> HTTPException:
 @router.delete("/media/{item_id}", status_code=204, response_class=Response)
 async def delete_media(item_id: str, state: State, claims: Radio, request: Request) -> Response:
     """Remove a recording from the library."""
-    item = await state.audio.delete_item(item_id)
+    item = await state.library.delete_item(item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Không có bản ghi này (no such item)")
     await audit(state, request, claims, "media.delete", item.id, detail=item.title)

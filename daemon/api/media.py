@@ -23,14 +23,14 @@ async def media_file(
     name: str,
     state: State,
     request: Request,
-    exp: Annotated[str, Query(max_length=12)] = "",
-    sig: Annotated[str, Query(max_length=64)] = "",
+    exp: Annotated[str, Query()] = "",
+    sig: Annotated[str, Query()] = "",
 ) -> Response:
     """One audio file, for whoever holds an unexpired signature over its name."""
     # Same answer for a bad name, a missing, bad or expired signature: nothing to probe.
     if (
         not is_media_name(name)
-        or not exp.isdigit()
+        or not (exp.isdigit() and len(exp) <= 12)
         or not _SIGNATURE.match(sig)
         or not state.media_signer.check(name, int(exp), sig)
     ):

@@ -16,9 +16,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from daemon.audio.service import AudioInputError, AudioService, AudioUnavailableError, Spoken
+from daemon.supervisor import LoacamError
 
 log = logging.getLogger(__name__)
+
+
+class AudioStoreError(LoacamError):
+    """The store failed under the audio loop (restarted with backoff)."""
+
 
 RETRY_FIRST = timedelta(seconds=30)
 RETRY_CAP = timedelta(minutes=10)
@@ -103,8 +111,13 @@ class RenderAhead:
 
     async def run(self, stop: asyncio.Event) -> None:
         """The supervisor's loop: a tick every few seconds until `stop`."""
-        while not stop.is_set():
-            await self.tick()
-            await self.audio.trim_cache()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+        try:
+            await self.audio.sweep_temporary()
+            while not stop.is_set():
+                await self.tick()
+                await self.audio.trim_cache()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TICK_S)
+        except SQLAlchemyError as exc:
+            # A locked or full database: the supervisor restarts this loop, nothing else.
+            raise AudioStoreError(f"audio: database error: {exc}") from exc

@@ -100,14 +100,14 @@ async def get_render(store: Store, key: str, now: datetime) -> RenderRecord | No
     return _render(row)
 
 
-async def put_render(store: Store, record: RenderRecord) -> None:
-    """Record a render (a concurrent identical render may have won: keep theirs)."""
+async def put_render(store: Store, record: RenderRecord) -> str | None:
+    """Record a render, replacing an older one under the same key; the older one's file."""
+    same_key = audio_renders.c.key == record.key
     async with store.engine.begin() as conn:
-        exists = await conn.scalar(
-            sa.select(audio_renders.c.key).where(audio_renders.c.key == record.key)
-        )
-        if exists is None:
-            await conn.execute(sa.insert(audio_renders).values(**record.__dict__))
+        previous = await conn.scalar(sa.select(audio_renders.c.file).where(same_key))
+        await conn.execute(sa.delete(audio_renders).where(same_key))
+        await conn.execute(sa.insert(audio_renders).values(**record.__dict__))
+    return previous
 
 
 async def forget_render(store: Store, key: str) -> None:

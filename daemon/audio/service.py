@@ -1,4 +1,4 @@
-"""Announcements as audio: text to speech through the engine chain, uploads, the cache.
+"""Announcements as audio: text to speech through the engine chain, and the render cache.
 
 Every text goes through the Vietnamese normaliser, then the engines in their
 configured order, then the audio pipeline (loudness, chime, the speakers' format).
@@ -11,43 +11,46 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from audio.decode import AudioDecodeError, AudioError, AudioTooLongError, probe_blocking
+from audio.decode import AudioDecodeError, AudioError
 from audio.normalize import normalize
 from audio.pipeline import Chime, LoudnessTarget, OutputFormat, Rendered, render_blocking
 from audio.tts import (
     Attempt,
-    EspeakEngine,
+    EngineSettings,
     EspeakSettings,
-    GttsEngine,
     GttsSettings,
-    PiperEngine,
     PiperSettings,
     TtsChain,
     TtsEngine,
     TtsError,
+    make_engine,
 )
 from daemon.audio import records
-from daemon.audio.records import MediaItem, RenderRecord
+from daemon.audio.records import RenderRecord
 from daemon.config_audio import AudioConfig, TtsConfig
-from daemon.media import MEDIA_TYPES, MediaStore
+from daemon.media import MediaStore
 from daemon.store import Store
 
 log = logging.getLogger(__name__)
 
-# A render used within this window is never evicted, even over the size limit: it may
-# be on its way to the speakers of a broadcast being dispatched right now.
-_EVICTION_GRACE = timedelta(hours=1)
 # Renders are CPU work (ffmpeg, espeak-ng) on a two-core office server: a few at a
-# time, so a burst of previews cannot starve the live view. Emergencies skip the queue.
+# time, in threads of their own, so a burst of previews cannot starve the live view or
+# the logins. Emergencies skip this queue.
 _RENDER_SLOTS = 2
+# A render made by a fallback engine (Google was down) is used for this long; after
+# that the preferred engine is asked again, so one outage does not stick for good.
+FALLBACK_TTL = timedelta(hours=1)
+# Render time grows with the audio: ~0.2 s per second of audio on the office server.
+_RENDER_BASE_S = 120.0
+_RENDER_PER_AUDIO_S = 0.5
 
 
 class AudioInputError(ValueError):
@@ -73,32 +76,34 @@ class Spoken:
 
 def build_chain(config: TtsConfig) -> TtsChain:
     """The configured engines, in the configured order."""
-    engines: list[TtsEngine] = []
+    settings: list[EngineSettings] = []
     for name in config.engines:
         if name == "gtts":
             gtts = config.gtts
-            # timeout_s bounds every request and the whole text: the fallback comes in time.
-            settings = GttsSettings(
-                timeout_s=gtts.timeout_s,
-                deadline_s=gtts.timeout_s,
-                retries=gtts.retries,
-                tld=gtts.tld,
+            # timeout_s bounds each request: a silent Google hands over to the next
+            # engine after it. The whole text (many requests) has the chain's deadline.
+            settings.append(
+                GttsSettings(
+                    timeout_s=gtts.timeout_s,
+                    deadline_s=config.deadline_s,
+                    retries=gtts.retries,
+                    tld=gtts.tld,
+                )
             )
-            engines.append(GttsEngine(settings))
         elif name == "espeak-ng":
             espeak = config.espeak
-            engines.append(
-                EspeakEngine(
-                    EspeakSettings(executable=espeak.executable, speed_wpm=espeak.speed_wpm)
-                )
+            settings.append(
+                EspeakSettings(executable=espeak.executable, speed_wpm=espeak.speed_wpm)
             )
         elif config.piper.model is not None:  # the config refuses piper without a model
-            engines.append(
-                PiperEngine(
-                    PiperSettings(model=config.piper.model, executable=config.piper.executable)
-                )
+            settings.append(
+                PiperSettings(model=config.piper.model, executable=config.piper.executable)
             )
-    return TtsChain(engines, deadline_s=config.deadline_s)
+    return TtsChain([make_engine(s) for s in settings], deadline_s=config.deadline_s)
+
+
+def render_timeout_s(duration_s: float) -> float:
+    return _RENDER_BASE_S + _RENDER_PER_AUDIO_S * duration_s
 
 
 class AudioService:
@@ -114,9 +119,19 @@ class AudioService:
         self.store = store
         self.media = media
         self.chain = chain or build_chain(config.tts)
-        self._clock = clock
+        self.clock = clock
         self._slots = asyncio.Semaphore(_RENDER_SLOTS)
+        self._threads = ThreadPoolExecutor(_RENDER_SLOTS, thread_name_prefix="audio")
         self._rendering: dict[tuple[str, str, bool], asyncio.Future[Spoken]] = {}
+        self._swept = False
+        # Files are named by their content: two items may share one. Storing a file and
+        # naming it in a row, and forgetting a row and deleting a file nobody names, are
+        # each done under this lock, so a deletion never takes a file just stored again.
+        self.files_lock = asyncio.Lock()
+        # What was rendered ahead is used within the render-ahead window: never evicted.
+        self.eviction_grace = max(
+            timedelta(hours=1), timedelta(minutes=config.render_ahead_min + 10)
+        )
         out = config.output
         self.output = OutputFormat(
             codec=out.codec, sample_rate=out.sample_rate, bitrate_kbps=out.bitrate_kbps
@@ -129,6 +144,9 @@ class AudioService:
             before=config.chime.before, after=config.chime.after, file=config.chime.file
         )
 
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
     # -- text to speech ------------------------------------------------------------
 
     def normalize(self, text: str) -> str:
@@ -138,8 +156,8 @@ class AudioService:
                 f"(text longer than {self.config.max_text_chars} characters)"
             )
         said = normalize(text, self.config.abbreviations)
-        if not said.strip():
-            raise AudioInputError("Văn bản trống, không có gì để đọc (nothing to say)")
+        if not any(char.isalpha() for char in said):
+            raise AudioInputError("Văn bản trống, không có chữ nào để đọc (nothing to say)")
         return said
 
     async def speak(self, text: str, voice: str | None = None, *, urgent: bool = False) -> Spoken:
@@ -153,10 +171,27 @@ class AudioService:
         engines = self.chain.engines_for(voice)
         if not engines:
             raise AudioInputError(f"Không có bộ đọc nào cho giọng {voice} (no engine for voice)")
-        for engine in engines:
-            cached = await self._cached(said, engine, voice)
-            if cached is not None:
-                return cached
+        stale: Spoken | None = None
+        for rank, engine in enumerate(engines):
+            found = await self._cached(said, engine, voice)
+            if found is None:
+                continue
+            spoken, made_at = found
+            if rank == 0 or urgent or self.clock() - made_at < FALLBACK_TTL:
+                return spoken
+            stale = spoken  # a fallback's render: ask the better engines again first
+            break
+        try:
+            return await self._synthesize_once(said, voice, urgent=urgent)
+        except AudioUnavailableError:
+            if stale is None:
+                raise
+            log.warning(
+                "tts: every engine failed again; the earlier %s render is used", stale.engine
+            )
+            return stale
+
+    async def _synthesize_once(self, said: str, voice: str, *, urgent: bool) -> Spoken:
         flight = (said, voice, urgent)
         pending = self._rendering.get(flight)
         if pending is None:
@@ -186,29 +221,37 @@ class AudioService:
             return repr(chime)
         return f"{chime!r}|{stat.st_size}|{stat.st_mtime_ns}"
 
-    async def _cached(self, said: str, engine: TtsEngine, voice: str) -> Spoken | None:
+    async def _cached(
+        self, said: str, engine: TtsEngine, voice: str
+    ) -> tuple[Spoken, datetime] | None:
         key = self._key(said, engine, voice)
-        record = await records.get_render(self.store, key, self._clock())
+        record = await records.get_render(self.store, key, self.clock())
         if record is None:
             return None
         if not await asyncio.to_thread(self.media.path(record.file).exists):
             await records.forget_render(self.store, key)  # removed by hand: render again
             return None
-        return Spoken(record.file, record.engine, voice, said, record.duration_s, cached=True)
+        spoken = Spoken(record.file, record.engine, voice, said, record.duration_s, cached=True)
+        return spoken, record.created_at
 
     async def _synthesize(self, said: str, voice: str, *, urgent: bool) -> Spoken:
         try:
             result = await self.chain.synthesize(said, voice, local_only=urgent)
         except TtsError as exc:
-            raise AudioUnavailableError(f"Không đọc được văn bản: {exc}") from exc
+            raise AudioUnavailableError(f"Không đọc được văn bản ({exc})") from exc
         speech = result.speech
-        rendered = await self._process_bytes(speech.data, speech.suffix, queue=not urgent)
-        file = await self.media.put(rendered.data, rendered.suffix)
+        try:
+            rendered = await self._process_bytes(speech.data, speech.suffix, queue=not urgent)
+        except AudioDecodeError as exc:
+            # What an engine made is always audio: too little of it means too little text.
+            raise AudioInputError(
+                "Văn bản quá ngắn, không đọc thành tiếng được (too short to be spoken)"
+            ) from exc
         engine = next(e for e in self.chain.engines_for(voice) if e.name == speech.engine)
-        now = self._clock()
-        await records.put_render(
-            self.store,
-            RenderRecord(
+        async with self.files_lock:
+            file = await self.media.put(rendered.data, rendered.suffix)
+            now = self.clock()
+            record = RenderRecord(
                 key=self._key(said, engine, voice),
                 file=file,
                 engine=speech.engine,
@@ -218,8 +261,14 @@ class AudioService:
                 size=len(rendered.data),
                 created_at=now,
                 last_used_at=now,
-            ),
-        )
+            )
+            try:
+                replaced = await records.put_render(self.store, record)
+            except BaseException:
+                await self.remove_unused([file])
+                raise
+            if replaced is not None and replaced != file:
+                await self.remove_unused([replaced])
         log.info(
             "tts: %s spoke %d characters as %s (%.1f s)",
             speech.engine,
@@ -240,36 +289,61 @@ class AudioService:
 
     # -- the pipeline ---------------------------------------------------------------
 
-    async def _process_bytes(self, data: bytes, suffix: str, *, queue: bool = True) -> Rendered:
+    async def _process_bytes(self, data: bytes, suffix: str, *, queue: bool) -> Rendered:
         work = self.media.directory / ".work"
         await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
         source = work / f"{uuid.uuid4().hex}.{suffix}"
         try:
             await asyncio.to_thread(source.write_bytes, data)
-            return await self._process_file(source, queue=queue)
+            return await self.process_file(source, queue=queue)
         finally:
             await asyncio.to_thread(source.unlink, missing_ok=True)
 
-    async def _process_file(self, source: Path, *, queue: bool = True) -> Rendered:
+    async def process_file(
+        self, source: Path, *, queue: bool = True, duration_s: float = 600.0
+    ) -> Rendered:
+        """The pipeline on one file. AudioDecodeError passes through (the caller words it)."""
         try:
             if not queue:
-                return await self._render_in_thread(source)
+                # An emergency: no queue, and the loop's own threads, not the render pool.
+                return await self._render(source, duration_s, None)
             async with self._slots:
-                return await self._render_in_thread(source)
-        except AudioDecodeError as exc:
-            raise AudioInputError(
-                f"Tệp không phải âm thanh đọc được hoặc đã hỏng (not decodable audio: {exc})"
-            ) from None
+                return await self._render(source, duration_s, self._threads)
+        except AudioDecodeError:
+            raise
         except AudioError as exc:  # a timeout, ffmpeg missing: nothing the user did
-            raise AudioUnavailableError(f"Không xử lý được âm thanh: {exc}") from exc
+            raise AudioUnavailableError(f"Không xử lý được âm thanh ({exc})") from exc
 
-    async def _render_in_thread(self, source: Path) -> Rendered:
-        # ffmpeg decodes, measures and encodes: blocking child processes, run from a thread.
-        return await asyncio.to_thread(
-            render_blocking, source, self.output, self.loudness, self.chime
+    async def _render(
+        self, source: Path, duration_s: float, threads: ThreadPoolExecutor | None
+    ) -> Rendered:
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(
+            threads,
+            lambda: render_blocking(
+                source,
+                self.output,
+                self.loudness,
+                self.chime,
+                render_timeout_s(duration_s),
+                cancel=cancel,
+            ),
         )
+        try:
+            # ffmpeg decodes, measures and encodes: blocking child processes, in a thread.
+            return await job
+        except asyncio.CancelledError:
+            cancel.set()  # the thread kills its ffmpeg and ends within a fraction of a second
+            raise
 
-    # -- the cache ------------------------------------------------------------------
+    # -- files and the cache -------------------------------------------------------------
+
+    async def remove_unused(self, files: Iterable[str]) -> None:
+        """Delete those of `files` nothing names any more (call with files_lock held)."""
+        names = set(files)
+        unused = names - await records.files_in_use(self.store, names)
+        await self.media.remove(unused)
 
     async def trim_cache(self) -> int:
         """Evict the least recently used renders over `cache_max_mb`; returns bytes freed."""
@@ -279,80 +353,35 @@ class AudioService:
             return 0
         freed = 0
         dropped: list[str] = []
-        for record in await records.eviction_candidates(
-            self.store, self._clock() - _EVICTION_GRACE
-        ):
-            if total - freed <= limit:
-                break
-            await records.forget_render(self.store, record.key)
-            freed += record.size
-            dropped.append(record.file)
-        await self._remove_unused(dropped)
-        log.info("tts cache: evicted %d renders, %d bytes (limit %d)", len(dropped), freed, limit)
+        async with self.files_lock:
+            candidates = await records.eviction_candidates(
+                self.store, self.clock() - self.eviction_grace
+            )
+            for record in candidates:
+                if total - freed <= limit:
+                    break
+                await records.forget_render(self.store, record.key)
+                freed += record.size
+                dropped.append(record.file)
+            await self.remove_unused(dropped)
+        if dropped:
+            log.info(
+                "tts cache: evicted %d renders, %d bytes (limit %d)", len(dropped), freed, limit
+            )
         return freed
 
-    async def _remove_unused(self, files: Iterable[str]) -> None:
-        names = set(files)
-        unused = names - await records.files_in_use(self.store, names)
-        await self.media.remove(unused)
+    async def sweep_temporary(self) -> None:
+        """Once per daemon start: remove what a killed daemon left in the work folders."""
+        if self._swept:
+            return  # a restarted loop must not take a file an upload is writing now
+        self._swept = True
+        for folder in (self.media.directory / ".work", self.media.directory / ".incoming"):
+            await asyncio.to_thread(_empty_folder_blocking, folder)
 
-    # -- the library ----------------------------------------------------------------
 
-    async def add_upload(
-        self, source: Path, *, title: str, original_name: str, created_by: str
-    ) -> MediaItem:
-        """Accept a recording: it must decode in full and fit the limits, or nothing is kept."""
-        suffix = Path(original_name).suffix.lower().lstrip(".")
-        if suffix not in MEDIA_TYPES:
-            known = ", ".join(sorted(MEDIA_TYPES))
-            raise AudioInputError(
-                f"Không nhận loại tệp “.{suffix[:10]}”; hãy dùng: {known} (unsupported file type)"
-            )
-        limit = self.config.upload_max_duration_s
-        try:
-            info = await asyncio.to_thread(probe_blocking, source, float(limit))
-        except AudioTooLongError:
-            raise AudioInputError(
-                f"Bản ghi dài quá {limit // 60} phút (recording longer than {limit} s)"
-            ) from None
-        except AudioDecodeError as exc:
-            raise AudioInputError(
-                f"Tệp không phải âm thanh đọc được hoặc đã hỏng (not decodable audio: {exc})"
-            ) from None
-        rendered = await self._process_file(source)
-        original = await self.media.put(await asyncio.to_thread(source.read_bytes), suffix)
-        file = await self.media.put(rendered.data, rendered.suffix)
-        item = MediaItem(
-            id=uuid.uuid4().hex,
-            kind="upload",
-            title=title,
-            file=file,
-            original=original,
-            original_name=original_name,
-            source_codec=info.codec,
-            duration_s=rendered.duration_s,
-            size=len(rendered.data),
-            created_by=created_by,
-            created_at=self._clock(),
-        )
-        try:
-            await records.insert_item(self.store, item)
-        except SQLAlchemyError:
-            await self._remove_unused([file, original])
-            raise
-        log.info("media %s: %s uploaded %r (%.1f s)", item.id, created_by, title, item.duration_s)
-        return item
-
-    async def list_items(self) -> list[MediaItem]:
-        return await records.list_items(self.store)
-
-    async def get_item(self, item_id: str) -> MediaItem | None:
-        return await records.get_item(self.store, item_id)
-
-    async def delete_item(self, item_id: str) -> MediaItem | None:
-        item = await records.get_item(self.store, item_id)
-        if item is None:
-            return None
-        await records.delete_item(self.store, item_id)
-        await self._remove_unused([item.file, *([item.original] if item.original else [])])
-        return item
+def _empty_folder_blocking(folder: Path) -> None:
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.is_file():
+            path.unlink(missing_ok=True)

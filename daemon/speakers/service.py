@@ -133,6 +133,7 @@ class SpeakerService:
             # Synthesising 30 s of tone is ~0.3 s of CPU: not on the event loop.
             tone = await asyncio.to_thread(tone_wav, self._config.fleet.test_tone_s)
             self.tone = await self._media.put(tone, "wav")
+            self._media.pin(self.tone)
             await _first_failure(self.dispatcher.run(stop), self._watch_alarms(stop))
         except SQLAlchemyError as exc:
             # A full disk or a locked database: the supervisor restarts this loop.
