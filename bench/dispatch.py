@@ -42,7 +42,7 @@ from drivers.sim.speaker_cli import raise_fd_limit
 
 MATRIX = (100, 1000, 10000)
 # config/mosquitto/loacam.conf's: the production broker's queue per client.
-MAX_QUEUED_MESSAGES = 10000
+MAX_QUEUED_MESSAGES = 100_000
 DROPPED = re.compile(r"Outgoing messages are being dropped for client (\S+?)\.?$", re.MULTILINE)
 OUTBOX_WAIT_S = 30.0  # after the window, for the daemon to record every ack and start
 SETTLE_S = 1.0  # before an RSS reading: let the last request's work finish
@@ -93,7 +93,7 @@ def _setup_options(parser: argparse.ArgumentParser) -> None:
         "--max-queued",
         type=int,
         default=MAX_QUEUED_MESSAGES,
-        help="mosquitto's max_queued_messages (default 10000, the production config's; "
+        help="mosquitto's max_queued_messages (default 100000, the production config's; "
         "0: no limit)",
     )
 

@@ -7,26 +7,32 @@ aiomqtt (paho-mqtt underneath) is imported here and nowhere else; callers see
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 import aiomqtt
+from paho.mqtt import client as mqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY, MQTT_ERR_SUCCESS, error_string
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from drivers.backoff import Backoff, pause
+from drivers.mqtt_tls import MqttTls, ssl_context_blocking
+
+__all__ = ["MqttLink", "MqttLinkError", "MqttMessage", "MqttNotConnectedError", "MqttSettings",
+           "MqttTls"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
 MAX_EXPIRY_S = 2**32 - 1  # a Four Byte Integer property
+_READ_BURST = 1000  # packets read per wake-up of the socket, at most
 
 Protocol = Literal["5", "3.1.1"]
 
@@ -37,21 +43,6 @@ class MqttLinkError(Exception):
 
 class MqttNotConnectedError(MqttLinkError):
     """A publish was attempted while the broker is unreachable, or the link dropped mid-way."""
-
-
-@dataclass(frozen=True)
-class MqttTls:
-    """TLS towards the broker. The broker's certificate is always verified.
-
-    `ca_file` None: against the system's trust store. `cert_file`/`key_file`: a client
-    certificate, for a broker that asks for one. `insecure` skips only the host-name
-    check (a broker reached by an address its certificate does not name).
-    """
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -294,7 +285,10 @@ class MqttLink:
         s = self._settings
         # Read for every session, in a thread (file I/O): a renewed CA or client
         # certificate is picked up at the next reconnect.
-        tls = await asyncio.to_thread(ssl_context_blocking, s.tls) if s.tls else None
+        try:
+            tls = await asyncio.to_thread(ssl_context_blocking, s.tls) if s.tls else None
+        except OSError as exc:  # ssl.SSLError included: a file that is not PEM
+            raise MqttLinkError(f"TLS certificate files: {exc}") from exc
         v5 = s.protocol == "5"
         client = aiomqtt.Client(
             s.host,
@@ -318,6 +312,12 @@ class MqttLink:
         # aiomqtt warns once more than this many calls await their ack: a dispatch
         # to the whole fleet is expected to, up to the in-flight limit.
         client.pending_calls_threshold = s.max_inflight or 100_000
+        # aiomqtt's socket callback calls loop_read(), which reads one packet per wake-up
+        # once nothing of ours is in flight: 1,000 acks took 1,000 turns of a busy event
+        # loop, and a daemon starting beside 10,000 speakers fell so far behind their
+        # retained messages that the broker dropped some. Read what is waiting instead.
+        paho = client._client
+        paho.loop_read = functools.partial(_read_waiting, paho)  # type: ignore[method-assign]
         return client
 
     def _inbox_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
@@ -419,18 +419,22 @@ class MqttLink:
         return f"{self._settings.host}:{self._settings.port}"
 
 
-def ssl_context_blocking(tls: MqttTls) -> ssl.SSLContext:
-    """The TLS context for `tls` (reads certificate files: call it from a thread)."""
-    try:
-        # With a CA file, that CA alone is trusted; without, the system's store.
-        context = ssl.create_default_context(cafile=tls.ca_file)
-        if tls.cert_file is not None:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-    except OSError as exc:  # ssl.SSLError included: a file that is not PEM
-        raise MqttLinkError(f"TLS certificate files: {exc}") from exc
-    # Still CERT_REQUIRED: the chain is verified, only the name is not compared.
-    context.check_hostname = not tls.insecure
-    return context
+def _read_waiting(paho: mqtt.Client, max_packets: int = 1) -> MQTTErrorCode:  # noqa: ARG001
+    """paho's loop_read, reading every packet already received (up to a burst).
+
+    The same steps as paho 2.x's own loop (its private `_packet_read` and
+    `_loop_rc_handle`), without its one-packet limit. The burst bound lets other
+    work of the event loop run between bursts.
+    """
+    for _ in range(_READ_BURST):
+        if paho._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        rc = paho._packet_read()
+        if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        if rc > 0:
+            return paho._loop_rc_handle(rc)
+    return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 def _incoming(message: aiomqtt.Message) -> MqttMessage:

@@ -5,9 +5,12 @@ Not loudnorm, which the code under test uses: a bug shared by both would go unse
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 from pathlib import Path
+
+import av
 
 
 def meter(path: Path, trim: tuple[float, float] | None = None) -> dict[str, float]:
@@ -24,3 +27,14 @@ def meter(path: Path, trim: tuple[float, float] | None = None) -> dict[str, floa
         for key, label, unit in (("I", "I", "LUFS"), ("LRA", "LRA", "LU"), ("TP", "Peak", "dBFS"))
     }
     return {key: float(match[1]) for key, match in found.items() if match is not None}
+
+
+def seconds_of(data: bytes) -> float:
+    """Decode all of `data` (MP3 or WAV) with FFmpeg's libraries; its length in seconds."""
+    samples, rate = 0, 0
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(audio=0):
+            samples += frame.samples
+            rate = frame.sample_rate
+    assert rate > 0, "no audio frames"
+    return samples / rate

@@ -6,7 +6,6 @@ ffmpeg are the real programs; loudness is measured by ffmpeg's own ebur128 meter
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sys
@@ -16,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -25,7 +23,7 @@ from daemon.auth import Role
 from daemon.state import AppState
 from daemon.store.schema import audit_log, media_items
 from drivers.sim.broker import PrivateBroker
-from tests.audio_meter import meter
+from tests.audio_meter import meter, seconds_of
 from tests.netns_discovery import network_namespace
 from tests.netns_tts import ANNOUNCEMENT
 from tests.speaker_rig import bearer, make_audio, running_daemon, speaker_config, until
@@ -33,16 +31,6 @@ from tests.support import in_private_network
 
 RADIO = bearer(Role.RADIO, "radio")
 Daemon = tuple[AppState, httpx.AsyncClient]
-
-
-def duration_of(data: bytes) -> float:
-    """Decoded length in seconds (PyAV: real decoding, not a header)."""
-    samples, rate = 0, 0
-    with av.open(io.BytesIO(data)) as container:
-        for frame in container.decode(audio=0):
-            samples += frame.samples
-            rate = frame.sample_rate
-    return samples / rate
 
 
 def stored_files(state: AppState) -> set[str]:
@@ -101,7 +89,7 @@ def test_offline_preview_of_a_long_announcement_comes_from_espeak(tmp_path: Path
     assert not re.search(r"\d", said), said
     assert outcome["audio_status"] == 200
     assert outcome["audio_type"] == "audio/mpeg"
-    seconds = duration_of(Path(outcome["audio_path"]).read_bytes())
+    seconds = seconds_of(Path(outcome["audio_path"]).read_bytes())
     assert seconds == pytest.approx(body["duration_s"], abs=0.2)
     # ~110 words read at 140 words a minute, plus the chime: well over 20 s, under 3 min.
     assert 20 < seconds < 180
@@ -122,7 +110,7 @@ async def test_preview_is_cached_and_its_link_plays_without_a_login(daemon: Daem
         audio = await anyone.get(body["url"])
     assert audio.status_code == 200
     assert audio.headers["content-type"] == "audio/mpeg"
-    assert duration_of(audio.content) == pytest.approx(body["duration_s"], abs=0.2)
+    assert seconds_of(audio.content) == pytest.approx(body["duration_s"], abs=0.2)
 
     again = await api.post("/api/v1/tts/preview", json={"text": text}, headers=RADIO)
     assert again.json()["cached"] is True

@@ -6,7 +6,6 @@ downloaded here, so real Piper is not exercised).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import os
@@ -15,7 +14,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import av
 import pytest
 
 from audio.tts import (
@@ -33,6 +31,7 @@ from audio.tts import (
     make_engine,
 )
 from audio.tts.gtts_engine import MAX_CHARS, split_for_google
+from tests.audio_meter import seconds_of
 from tests.fake_google_tts import (
     AUDIO,
     HANG,
@@ -47,17 +46,6 @@ ANNOUNCEMENT = (
 )
 SHORT = "Xin chào bà con."
 FAST = GttsSettings(timeout_s=5, retries=2, backoff_s=0.01, deadline_s=20)
-
-
-def seconds_of(data: bytes) -> float:
-    """Decode all of `data` (MP3 or WAV) with FFmpeg's libraries; its length in seconds."""
-    samples, rate = 0, 0
-    with av.open(io.BytesIO(data)) as container:
-        for frame in container.decode(audio=0):
-            samples += frame.samples
-            rate = frame.sample_rate
-    assert rate > 0, "no audio frames"
-    return samples / rate
 
 
 def fake_tool(directory: Path, name: str, body: str) -> Path:
