@@ -157,3 +157,47 @@ audio_renders = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
+
+# Broadcasts (issue 7): what airs, to whom and when. `targets` is JSON
+# ({"all": bool, "zones": [...], "speakers": [...]}); the schedule is `start_at` plus
+# an RRULE or a lunar day/month (daemon/schedule/recurrence.py).
+broadcasts = sa.Table(
+    "broadcasts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("voice", sa.String(32), nullable=True),
+    sa.Column("media_id", sa.String(32), nullable=True),
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("targets", sa.Text, nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("volume", sa.Integer, nullable=True),
+    sa.Column("start_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rrule", sa.Text, nullable=True),
+    sa.Column("lunar_day", sa.Integer, nullable=True),
+    sa.Column("lunar_month", sa.Integer, nullable=True),
+    sa.Column("lateness_s", sa.Integer, nullable=False, server_default="600"),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per (broadcast, slot), inserted before the slot is dispatched: the unique
+# constraint is what keeps a crash, a restart or a second engine from airing it twice.
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "broadcast_id", sa.String(32), sa.ForeignKey("broadcasts.id"), nullable=False, index=True
+    ),
+    sa.Column("slot", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("broadcast_id", "slot", name="uq_executions_broadcast_slot"),
+)

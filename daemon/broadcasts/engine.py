@@ -1,0 +1,305 @@
+"""The execution engine: which broadcast slots air now, exactly once, whatever the clock does.
+
+Each tick looks at every active broadcast's slots that are due and not yet decided. The
+latest due slot airs if it is late by at most the broadcast's `lateness_s`; every older
+one is MISSED (a later slot of the same broadcast supersedes it: the same announcement
+is not aired twice in a row after downtime), with an alarm each. A slot is decided by
+inserting its execution row under the unique (broadcast, slot) constraint *before* it is
+dispatched, so a crash, a restart, a clock set back or a second engine on the same
+database never airs it twice.
+
+Commune offices run on small boxes whose clock can be wrong after a power cut (no RTC
+battery, NTP not yet synced): the engine refuses to fire while the clock is behind the
+last execution, and reports jumps of the wall clock against the monotonic one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from daemon.broadcasts.store import (
+    BroadcastRecord,
+    ExecState,
+    ExecutionRecord,
+    Status,
+    active_broadcasts,
+    claim,
+    finish_execution,
+    last_slot,
+    latest_fired_at,
+    set_status,
+)
+from daemon.schedule.lunar import LunarDateError
+from daemon.schedule.recurrence import LOCAL, START_GRACE, Schedule, ScheduleError, occurrences
+from daemon.store.db import Store
+
+log = logging.getLogger(__name__)
+
+# A new broadcast's slots count from its creation minus the start time's own grace
+# (recurrence.validate accepts a start_at that far in the past): a one-off created "now"
+# for "now" fires once, and nothing from before the broadcast existed is ever MISSED.
+NEW_BROADCAST_GRACE = START_GRACE
+# Slots decided per broadcast per tick: an hourly rule after a month of downtime must not
+# stall the loop (or raise 700 alarms); older due slots are skipped with one log line.
+SLOTS_PER_TICK = 100
+# Wall clock against monotonic clock between two ticks: NTP slews by milliseconds, a
+# difference beyond this is somebody (or a first NTP sync) setting the clock.
+JUMP_THRESHOLD_S = 60.0
+# The clock may be this much behind the last execution (two engines, NTP slew) and fire.
+BEHIND_TOLERANCE = timedelta(seconds=1)
+_PAGE = 1000  # occurrences asked for at once when counting a long backlog
+
+Dispatch = Callable[[BroadcastRecord, ExecutionRecord], Awaitable[None]]
+Alarm = Callable[[str, str], Awaitable[None]]
+
+
+class DispatchError(Exception):
+    """The slot could not be handed to the speakers; the message says why (Vietnamese first).
+
+    The dispatch wiring translates its own failures into this: the execution is recorded
+    FAILED with the message, and is not retried (a retry would air it late and unasked).
+    """
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def local_text(moment: datetime) -> str:
+    """A moment as the commune reads it: 05:30 02/12/2026 (Asia/Ho_Chi_Minh)."""
+    return f"{moment.astimezone(LOCAL):%H:%M %d/%m/%Y}"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The due slots of one broadcast: the most recent ones, and how many older were left."""
+
+    slots: list[datetime]  # ascending, at most `bound + 1`
+    skipped: int
+
+
+def due_slots(schedule: Schedule, after: datetime, now: datetime, bound: int) -> Backlog:
+    """Slots strictly after `after` and at or before `now`, keeping the latest `bound + 1`."""
+    recent: deque[datetime] = deque(maxlen=bound + 1)
+    seen = 0
+    # The usual tick has 0 or 1 due slot, and asking a lunar yearly rule for 100 slots
+    # computes a century of calendars: start small, grow only while all are due.
+    count = 2
+    while True:
+        page = occurrences(schedule, after, count)
+        due = [slot for slot in page if slot <= now]
+        recent.extend(due)
+        seen += len(due)
+        if len(due) < count:
+            return Backlog(list(recent), seen - len(recent))
+        after, count = due[-1], min(count * 4, _PAGE)
+
+
+def missed_message(broadcast: BroadcastRecord, slot: datetime, now: datetime) -> str:
+    late_min = int((now - slot).total_seconds() // 60)
+    if now - slot <= timedelta(seconds=broadcast.lateness_s):
+        why = "đã có lần phát mới hơn thay thế (superseded by a later slot)"
+    else:
+        why = (
+            f"trễ {late_min} phút, quá {broadcast.lateness_s // 60} phút cho phép "
+            f"(late by {late_min} min)"
+        )
+    return f'Bản tin "{broadcast.title}" lúc {local_text(slot)} không được phát: {why}'
+
+
+class Engine:
+    """Decides and dispatches broadcast slots; `run()` is its loop, `tick()` one pass."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        dispatch: Dispatch,
+        alarm: Alarm,
+        clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_sleep_s: float = 30.0,
+        slots_per_tick: int = SLOTS_PER_TICK,
+    ) -> None:
+        self._store = store
+        self._dispatch = dispatch
+        self._alarm = alarm
+        self._clock = clock
+        self._monotonic = monotonic
+        self._max_sleep_s = max_sleep_s
+        self._bound = slots_per_tick
+        self._last_tick: tuple[datetime, float] | None = None
+        self._behind = False
+        self._broken: set[str] = set()  # broadcasts whose schedule was reported unreadable
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Plan again now (a broadcast was added or changed)."""
+        self._wake.set()
+
+    async def tick(self) -> list[ExecutionRecord]:
+        """Decide every due slot; the executions this engine claimed, in their final state."""
+        now = self._clock()
+        await self._check_jump(now, self._monotonic())
+        if await self._clock_behind(now):
+            return []
+        decided: list[ExecutionRecord] = []
+        for broadcast in await active_broadcasts(self._store):
+            decided += await self._tick_broadcast(broadcast, now)
+        return decided
+
+    async def plan(self) -> float:
+        """Seconds until the next slot of any active broadcast, capped at `max_sleep_s`.
+
+        The cap is what catches a wall clock set forward while asleep (the sleep itself
+        runs on the monotonic clock).
+        """
+        now = self._clock()
+        delay = self._max_sleep_s
+        for broadcast in await active_broadcasts(self._store):
+            try:
+                upcoming = occurrences(broadcast.schedule, now, 1)
+            except (ScheduleError, LunarDateError):
+                continue  # reported by tick()
+            if upcoming:
+                delay = min(delay, (upcoming[0] - now).total_seconds())
+        return max(delay, 0.0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()  # a wake() during the tick re-plans at once
+            try:
+                await self.tick()
+                delay = await self.plan()
+            except SQLAlchemyError as exc:
+                log.warning(
+                    "broadcast engine: store unavailable, retrying in %s s: %s",
+                    self._max_sleep_s,
+                    exc,
+                )
+                delay = self._max_sleep_s
+            await self._sleep(stop, delay)
+
+    async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _check_jump(self, now: datetime, mono: float) -> None:
+        previous, self._last_tick = self._last_tick, (now, mono)
+        if previous is None:
+            return
+        jump = (now - previous[0]).total_seconds() - (mono - previous[1])
+        if abs(jump) <= JUMP_THRESHOLD_S:
+            return
+        # Forward: skipped slots go through the lateness policy. Backward: decided slots
+        # keep their rows, so passing them again airs nothing.
+        direction = "tới" if jump > 0 else "lùi"
+        log.warning("broadcast engine: wall clock jumped %+.0f s (now %s)", jump, now)
+        await self._alarm(
+            "clock_jump",
+            f"Đồng hồ máy chủ vừa nhảy {direction} {abs(jump):.0f} giây, "
+            f"giờ hiện tại {local_text(now)} (clock jumped {jump:+.0f} s)",
+        )
+
+    async def _clock_behind(self, now: datetime) -> bool:
+        latest = await latest_fired_at(self._store)
+        if latest is None or now >= latest - BEHIND_TOLERANCE:
+            if self._behind:
+                log.info("broadcast engine: clock is past the last execution again, firing")
+                self._behind = False
+            return False
+        if not self._behind:
+            self._behind = True
+            log.error(
+                "broadcast engine: clock %s is behind the last execution %s, not firing",
+                now,
+                latest,
+            )
+            await self._alarm(
+                "clock_behind",
+                f"Đồng hồ máy chủ ({local_text(now)}) chậm hơn lần phát gần nhất "
+                f"({local_text(latest)}): tạm dừng phát theo lịch cho đến khi đồng hồ đúng "
+                "(server clock is behind the last execution)",
+            )
+        return True
+
+    async def _tick_broadcast(
+        self, broadcast: BroadcastRecord, now: datetime
+    ) -> list[ExecutionRecord]:
+        after = await last_slot(self._store, broadcast.id)
+        if after is None:
+            after = broadcast.created_at - NEW_BROADCAST_GRACE
+        try:
+            backlog = due_slots(broadcast.schedule, after, now, self._bound)
+            over = not backlog.slots or not occurrences(broadcast.schedule, backlog.slots[-1], 1)
+        except (ScheduleError, LunarDateError) as exc:
+            if broadcast.id not in self._broken:
+                self._broken.add(broadcast.id)
+                log.warning("broadcast %s: unreadable schedule, not airing: %s", broadcast.id, exc)
+            return []
+        if not backlog.slots:
+            return []
+        decided = await self._decide(broadcast, backlog, now)
+        if over:  # a one-off, or a rule that has ended: no slot left to air
+            await set_status(self._store, broadcast.id, Status.DONE, now)
+            log.info("broadcast %s: last slot decided, done", broadcast.id)
+        return decided
+
+    async def _decide(
+        self, broadcast: BroadcastRecord, backlog: Backlog, now: datetime
+    ) -> list[ExecutionRecord]:
+        lateness = timedelta(seconds=broadcast.lateness_s)
+        latest = backlog.slots[-1]
+        to_air = latest if now - latest <= lateness else None
+        missed = backlog.slots[:-1] if to_air is not None else backlog.slots
+        skipped = backlog.skipped + max(len(missed) - self._bound, 0)
+        missed = missed[-self._bound :]
+        if skipped:
+            log.warning(
+                "broadcast %s: %s older missed slots left unrecorded (before %s)",
+                broadcast.id,
+                skipped,
+                missed[0] if missed else latest,
+            )
+        # Rows for the missed slots first (cheap, and a crash after them still airs the
+        # latest on restart), then the air itself, then the alarms, which may be slow.
+        claimed = [
+            record
+            for slot in missed
+            if (record := await claim(self._store, broadcast.id, slot, ExecState.MISSED, now))
+        ]
+        aired = await self._air(broadcast, to_air, now) if to_air is not None else None
+        for record in claimed:
+            log.warning("broadcast %s: slot %s missed", broadcast.id, record.slot)
+            await self._alarm("broadcast_missed", missed_message(broadcast, record.slot, now))
+        return claimed + ([aired] if aired is not None else [])
+
+    async def _air(
+        self, broadcast: BroadcastRecord, slot: datetime, now: datetime
+    ) -> ExecutionRecord | None:
+        record = await claim(self._store, broadcast.id, slot, ExecState.PENDING, now)
+        if record is None:
+            log.info("broadcast %s: slot %s already decided elsewhere", broadcast.id, slot)
+            return None
+        try:
+            await self._dispatch(broadcast, record)
+        except DispatchError as exc:
+            log.warning("broadcast %s: slot %s failed: %s", broadcast.id, slot, exc)
+            await finish_execution(self._store, record.id, ExecState.FAILED, str(exc))
+            return replace(record, state=ExecState.FAILED, error=str(exc))
+        await finish_execution(self._store, record.id, ExecState.DISPATCHED)
+        log.info("broadcast %s: slot %s dispatched (%s late)", broadcast.id, slot, now - slot)
+        return replace(record, state=ExecState.DISPATCHED)

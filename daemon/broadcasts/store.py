@@ -1,0 +1,291 @@
+"""Broadcasts and their executions in the store.
+
+An execution row is the record that a slot (a broadcast's scheduled air time) has been
+decided: claimed for airing or marked missed. It is inserted under the unique
+constraint (broadcast_id, slot) before anything is dispatched, so whoever inserts it
+first is the only one who airs that slot.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from daemon.schedule.recurrence import Lunar, Schedule
+from daemon.store.db import Store
+from daemon.store.schema import broadcasts as _broadcasts
+from daemon.store.schema import executions as _executions
+
+DEFAULT_LATENESS_S = 600
+
+
+class Kind(enum.StrEnum):
+    TEXT = "text"  # spoken by text-to-speech
+    MEDIA = "media"  # a recording from the media library
+    URL = "url"  # a relayed stream (e.g. the province's radio)
+
+
+class Status(enum.StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    DONE = "done"  # no slot left to air
+
+
+class ExecState(enum.StrEnum):
+    PENDING = "pending"  # claimed, being dispatched
+    DISPATCHED = "dispatched"  # handed to the speakers (their delivery is logged per speaker)
+    MISSED = "missed"  # later than the broadcast's lateness: not aired
+    FAILED = "failed"  # dispatch refused; `error` says why
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Who hears it. The shape of daemon.speakers.service.Targets, kept here so the
+    engine does not import the MQTT side; the dispatch wiring converts field by field."""
+
+    all: bool = False
+    zones: tuple[str, ...] = ()
+    speakers: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"all": self.all, "zones": list(self.zones), "speakers": list(self.speakers)}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Targets:
+        raw = json.loads(text)
+        return cls(
+            all=bool(raw.get("all", False)),
+            zones=tuple(str(z) for z in raw.get("zones", ())),
+            speakers=tuple(str(s) for s in raw.get("speakers", ())),
+        )
+
+
+@dataclass(frozen=True)
+class BroadcastRecord:
+    id: str
+    title: str
+    kind: Kind
+    targets: Targets
+    priority: str  # normal | priority | emergency (daemon.schedule.rules.PRIORITIES)
+    start_at: datetime  # aware UTC
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    text: str | None = None
+    voice: str | None = None
+    media_id: str | None = None
+    url: str | None = None
+    volume: int | None = None
+    rrule: str | None = None
+    lunar_day: int | None = None
+    lunar_month: int | None = None
+    lateness_s: int = DEFAULT_LATENESS_S
+    status: Status = Status.ACTIVE
+
+    @property
+    def schedule(self) -> Schedule:
+        lunar = Lunar(self.lunar_day, self.lunar_month) if self.lunar_day is not None else None
+        return Schedule(self.start_at, rrule=self.rrule, lunar=lunar)
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    id: int
+    broadcast_id: str
+    slot: datetime  # the scheduled air time, aware UTC
+    state: ExecState
+    created_at: datetime
+    fired_at: datetime | None = None  # when it was handed to dispatch; None if never
+    error: str | None = None
+
+
+def _to_db(value: datetime) -> datetime:
+    # SQLite keeps a datetime's wall time and drops its offset: store UTC, always, so
+    # that equal instants are equal strings (the unique constraint compares them).
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the broadcast store")
+    return value.astimezone(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time in the store is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _broadcast_row(record: BroadcastRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "title": record.title,
+        "kind": record.kind.value,
+        "text": record.text,
+        "voice": record.voice,
+        "media_id": record.media_id,
+        "url": record.url,
+        "targets": record.targets.to_json(),
+        "priority": record.priority,
+        "volume": record.volume,
+        "start_at": _to_db(record.start_at),
+        "rrule": record.rrule,
+        "lunar_day": record.lunar_day,
+        "lunar_month": record.lunar_month,
+        "lateness_s": record.lateness_s,
+        "status": record.status.value,
+        "created_by": record.created_by,
+        "created_at": _to_db(record.created_at),
+        "updated_at": _to_db(record.updated_at),
+    }
+
+
+def _broadcast(row: sa.RowMapping) -> BroadcastRecord:
+    return BroadcastRecord(
+        id=row["id"],
+        title=row["title"],
+        kind=Kind(row["kind"]),
+        text=row["text"],
+        voice=row["voice"],
+        media_id=row["media_id"],
+        url=row["url"],
+        targets=Targets.from_json(row["targets"]),
+        priority=row["priority"],
+        volume=row["volume"],
+        start_at=_utc(row["start_at"]),
+        rrule=row["rrule"],
+        lunar_day=row["lunar_day"],
+        lunar_month=row["lunar_month"],
+        lateness_s=row["lateness_s"],
+        status=Status(row["status"]),
+        created_by=row["created_by"],
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
+    )
+
+
+def _execution(row: sa.RowMapping) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=row["id"],
+        broadcast_id=row["broadcast_id"],
+        slot=_utc(row["slot"]),
+        state=ExecState(row["state"]),
+        fired_at=_utc_or_none(row["fired_at"]),
+        error=row["error"],
+        created_at=_utc(row["created_at"]),
+    )
+
+
+async def insert_broadcast(store: Store, record: BroadcastRecord) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.insert(_broadcasts).values(_broadcast_row(record)))
+
+
+async def get_broadcast(store: Store, broadcast_id: str) -> BroadcastRecord | None:
+    query = sa.select(_broadcasts).where(_broadcasts.c.id == broadcast_id)
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(query)).mappings().first()
+    return _broadcast(row) if row is not None else None
+
+
+async def active_broadcasts(store: Store) -> list[BroadcastRecord]:
+    query = (
+        sa.select(_broadcasts)
+        .where(_broadcasts.c.status == Status.ACTIVE.value)
+        .order_by(_broadcasts.c.created_at, _broadcasts.c.id)
+    )
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_broadcast(row) for row in rows]
+
+
+async def set_status(store: Store, broadcast_id: str, status: Status, now: datetime) -> None:
+    statement = (
+        sa.update(_broadcasts)
+        .where(_broadcasts.c.id == broadcast_id)
+        .values(status=status.value, updated_at=_to_db(now))
+    )
+    async with store.engine.begin() as conn:
+        await conn.execute(statement)
+
+
+async def claim(
+    store: Store, broadcast_id: str, slot: datetime, state: ExecState, now: datetime
+) -> ExecutionRecord | None:
+    """Insert the execution row of this slot; None if it already has one (someone else's)."""
+    fired_at = _to_db(now) if state is ExecState.PENDING else None
+    values = {
+        "broadcast_id": broadcast_id,
+        "slot": _to_db(slot),
+        "state": state.value,
+        "fired_at": fired_at,
+        "created_at": _to_db(now),
+    }
+    try:
+        async with store.engine.begin() as conn:
+            result = await conn.execute(sa.insert(_executions).values(values))
+    except IntegrityError:
+        # The unique (broadcast_id, slot) row exists: another engine, or this one before
+        # a restart, decided this slot. (A broadcast deleted meanwhile lands here too
+        # through its foreign key, and has nothing to air either.)
+        return None
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - SQLite and PostgreSQL both report it
+        raise RuntimeError("the store did not report the new execution's id")
+    return ExecutionRecord(
+        id=int(key[0]),
+        broadcast_id=broadcast_id,
+        slot=_to_db(slot),
+        state=state,
+        fired_at=fired_at,
+        created_at=_to_db(now),
+    )
+
+
+async def finish_execution(
+    store: Store, execution_id: int, state: ExecState, error: str | None = None
+) -> None:
+    statement = (
+        sa.update(_executions)
+        .where(_executions.c.id == execution_id)
+        .values(state=state.value, error=error)
+    )
+    async with store.engine.begin() as conn:
+        await conn.execute(statement)
+
+
+async def last_slot(store: Store, broadcast_id: str) -> datetime | None:
+    """The latest slot of this broadcast that has an execution row, whatever its state."""
+    query = sa.select(sa.func.max(_executions.c.slot)).where(
+        _executions.c.broadcast_id == broadcast_id
+    )
+    async with store.engine.connect() as conn:
+        value: datetime | None = (await conn.execute(query)).scalar()
+    return _utc_or_none(value)
+
+
+async def latest_fired_at(store: Store) -> datetime | None:
+    """When anything was last handed to dispatch: the clock cannot honestly be before it."""
+    query = sa.select(sa.func.max(_executions.c.fired_at))
+    async with store.engine.connect() as conn:
+        value: datetime | None = (await conn.execute(query)).scalar()
+    return _utc_or_none(value)
+
+
+async def executions(store: Store, broadcast_id: str) -> list[ExecutionRecord]:
+    query = (
+        sa.select(_executions)
+        .where(_executions.c.broadcast_id == broadcast_id)
+        .order_by(_executions.c.slot)
+    )
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_execution(row) for row in rows]
