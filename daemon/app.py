@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from daemon.api import audio, auth, cameras, health, live, media, speakers, system, web
+from daemon.api import audio, auth, broadcasts, cameras, health, live, media, speakers, system, web
 from daemon.api.deps import authenticate
 from daemon.state import AppState
 
@@ -70,6 +70,7 @@ def create_app(state: AppState) -> FastAPI:
         live.router,
         speakers.router,
         audio.router,
+        broadcasts.router,
         media.router,
         web.router,
     ):

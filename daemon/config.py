@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.config_audio import AbsolutePath, AudioConfig, Model
+from daemon.config_audio import AbsolutePath, AudioConfig, BroadcastsConfig, Model
 
 DEFAULT_CONFIG_PATH = Path("/etc/loacam/loacam.yaml")
 
@@ -357,6 +357,9 @@ class Config(Model):
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="Speaker fleet.")
     audio: AudioConfig = Field(
         default_factory=AudioConfig, description="Announcements: text-to-speech, audio, uploads."
+    )
+    broadcasts: BroadcastsConfig = Field(
+        default_factory=BroadcastsConfig, description="Broadcast rules (quiet hours)."
     )
 
     @property

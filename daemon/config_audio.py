@@ -117,6 +117,21 @@ class ChimeConfig(Model):
     )
 
 
+class BroadcastsConfig(Model):
+    quiet_morning: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] | None = Field(
+        "05:30", description="No normal or priority broadcast before this time (HH:MM, Vietnam)."
+    )
+    quiet_evening: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] | None = Field(
+        "21:00", description="No normal or priority broadcast from this time (HH:MM, Vietnam)."
+    )
+
+    @model_validator(mode="after")
+    def _both(self) -> BroadcastsConfig:
+        if (self.quiet_morning is None) != (self.quiet_evening is None):
+            raise ValueError("set both quiet_morning and quiet_evening, or neither")
+        return self
+
+
 class AudioConfig(Model):
     tts: TtsConfig = Field(default_factory=TtsConfig, description="Text-to-speech engines.")
     abbreviations: dict[str, str] = Field(

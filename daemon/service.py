@@ -7,13 +7,15 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import time, timedelta
 
 from daemon.app import create_app
 from daemon.audio.ahead import RenderAhead
 from daemon.audio.library import Library
 from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService, load_or_create_token_key
+from daemon.broadcasts.dispatch import BroadcastAlarms, BroadcastDispatch
+from daemon.broadcasts.engine import Engine
 from daemon.cameras.manager import CameraManager
 from daemon.cameras.media import run_media
 from daemon.config import Config
@@ -21,6 +23,7 @@ from daemon.http_server import HttpServer, bind
 from daemon.media import MediaSigner, MediaStore
 from daemon.metrics import build_registry
 from daemon.notify import Notifier
+from daemon.schedule.rules import QuietHours, Rules
 from daemon.speakers.service import SpeakerService
 from daemon.state import AppState
 from daemon.store import Store, StoreError
@@ -76,12 +79,28 @@ def media_base_url(config: Config) -> str:
     return f"http://{host}:{config.http.port}"
 
 
+def broadcast_rules(config: Config) -> Rules:
+    settings = config.broadcasts
+    if settings.quiet_morning is None or settings.quiet_evening is None:
+        return Rules(quiet=())
+    return Rules(
+        quiet=(
+            QuietHours(
+                morning=time.fromisoformat(settings.quiet_morning),
+                evening=time.fromisoformat(settings.quiet_evening),
+            ),
+        )
+    )
+
+
 def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
     """Every long-lived object of the daemon, wired once (also used by the tests)."""
     mqtt = MqttLink(mqtt_settings(config))
     media = MediaStore(config.storage.path / "media", config.audio.output.hermes_sample_rate)
     signer = MediaSigner(token_key, media_base_url(config))
     audio = AudioService(config.audio, store, media)
+    library = Library(audio)
+    speakers = SpeakerService(config, store, mqtt, media, signer)
     state = AppState(
         config=config,
         store=store,
@@ -100,12 +119,17 @@ def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
             config.live.hls_dir or config.storage.path / "hls",
             HlsSettings(idle_s=config.live.hls_idle_s),
         ),
-        speakers=SpeakerService(config, store, mqtt, media, signer),
+        speakers=speakers,
         media=media,
         media_signer=signer,
         audio=audio,
         render_ahead=RenderAhead(audio, timedelta(minutes=config.audio.render_ahead_min)),
-        library=Library(audio),
+        library=library,
+        broadcasts=Engine(
+            store,
+            dispatch=BroadcastDispatch(speakers, audio, library, broadcast_rules(config)),
+            alarm=BroadcastAlarms(store),
+        ),
     )
     state.registry = build_registry(state)
     return state
@@ -169,6 +193,7 @@ async def _serve(
     state.supervisor.add("mqtt", state.mqtt.run)
     state.supervisor.add("speakers", state.speakers.run)
     state.supervisor.add("audio", state.render_ahead.run)
+    state.supervisor.add("broadcasts", state.broadcasts.run)
     state.supervisor.add("cameras", state.cameras.run)
     state.supervisor.add("http", http.run)
     state.supervisor.add("media", media)

@@ -11,6 +11,7 @@ from daemon.audio.ahead import RenderAhead
 from daemon.audio.library import Library
 from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService
+from daemon.broadcasts.engine import Engine
 from daemon.cameras.manager import CameraManager
 from daemon.config import Config
 from daemon.media import MediaSigner, MediaStore
@@ -39,6 +40,7 @@ class AppState:
     audio: AudioService
     render_ahead: RenderAhead
     library: Library
+    broadcasts: Engine
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     storage_ok: bool = False

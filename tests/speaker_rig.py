@@ -95,6 +95,7 @@ async def running_daemon(data: dict[str, Any]) -> AsyncIterator[tuple[AppState, 
     http = HttpServer(create_app(state), sock, 1)
     state.supervisor.add("mqtt", state.mqtt.run)
     state.supervisor.add("speakers", state.speakers.run)
+    state.supervisor.add("broadcasts", state.broadcasts.run)
     state.supervisor.add("http", http.run)
     stop = asyncio.Event()
     task = asyncio.create_task(state.supervisor.run(stop))

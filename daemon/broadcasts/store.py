@@ -289,3 +289,12 @@ async def executions(store: Store, broadcast_id: str) -> list[ExecutionRecord]:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [_execution(row) for row in rows]
+
+
+async def list_broadcasts(store: Store, status: Status | None = None) -> list[BroadcastRecord]:
+    """Broadcasts, newest first; only those with `status` if given."""
+    query = sa.select(_broadcasts).order_by(_broadcasts.c.created_at.desc())
+    if status is not None:
+        query = query.where(_broadcasts.c.status == status.value)
+    async with store.engine.connect() as conn:
+        return [_broadcast(row) for row in (await conn.execute(query)).mappings()]

@@ -1,0 +1,97 @@
+"""From a decided slot to speaker commands: audio, rules, targets, the outbox.
+
+The engine decides that a slot airs; this turns it into one `play` command per
+speaker (through the speaker outbox, so delivery is tracked per speaker). Every
+failure becomes DispatchError, whose message (Vietnamese first) is stored with the
+execution.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from daemon.audio.library import Library
+from daemon.audio.service import AudioInputError, AudioService, AudioUnavailableError
+from daemon.broadcasts.engine import DispatchError
+from daemon.broadcasts.store import BroadcastRecord, ExecutionRecord, Kind
+from daemon.schedule.rules import Rules, capped_volume, held_back
+from daemon.speakers.alarms import raise_alarm
+from daemon.speakers.dispatcher import DispatcherNotReadyError
+from daemon.speakers.service import SpeakerService, TargetError, Targets
+from daemon.store import Store
+from drivers.speaker.model import Priority
+
+log = logging.getLogger(__name__)
+
+PRIORITY = {
+    "normal": Priority.NORMAL,
+    "priority": Priority.PRIORITY,
+    "emergency": Priority.EMERGENCY,
+}
+
+
+def source_of(broadcast_id: str) -> str:
+    """The `source` of the speaker commands of a broadcast (how its deliveries are found)."""
+    return f"broadcast:{broadcast_id}"
+
+
+@dataclass
+class BroadcastDispatch:
+    speakers: SpeakerService
+    audio: AudioService
+    library: Library
+    rules: Rules
+
+    async def __call__(self, broadcast: BroadcastRecord, execution: ExecutionRecord) -> None:
+        reason = held_back(self.rules, broadcast.priority, execution.slot)
+        if reason is not None:
+            raise DispatchError(reason)
+        try:
+            speaker_ids = self.speakers.resolve(
+                Targets(broadcast.targets.all, broadcast.targets.zones, broadcast.targets.speakers)
+            )
+            media = await self._media(broadcast)
+            records = await self.speakers.play(
+                speaker_ids,
+                media,
+                source=source_of(broadcast.id),
+                priority=PRIORITY[broadcast.priority],
+                volume=capped_volume(self.rules, broadcast.volume, execution.slot),
+                item_id=str(execution.id),
+            )
+        except (TargetError, AudioInputError, AudioUnavailableError) as exc:
+            raise DispatchError(str(exc)) from exc
+        except DispatcherNotReadyError as exc:
+            raise DispatchError(f"Chưa gửi được lệnh tới loa ({exc})") from exc
+        except SQLAlchemyError as exc:
+            raise DispatchError(f"Lỗi cơ sở dữ liệu (database error: {exc})") from exc
+        log.info(
+            "broadcast %s: slot %s sent to %d speakers", broadcast.id, execution.slot, len(records)
+        )
+
+    async def _media(self, broadcast: BroadcastRecord) -> str:
+        if broadcast.kind == Kind.TEXT and broadcast.text is not None:
+            spoken = await self.audio.speak(
+                broadcast.text, broadcast.voice, urgent=broadcast.priority == "emergency"
+            )
+            return spoken.file
+        if broadcast.kind == Kind.MEDIA and broadcast.media_id is not None:
+            item = await self.library.get_item(broadcast.media_id)
+            if item is None:
+                raise DispatchError("Bản ghi đã bị xóa khỏi thư viện (the recording was deleted)")
+            return item.file
+        raise DispatchError("Chưa hỗ trợ phát tiếp sóng (relaying a stream is not supported yet)")
+
+
+@dataclass
+class BroadcastAlarms:
+    store: Store
+
+    async def __call__(self, kind: str, message: str) -> None:
+        now = datetime.now(UTC)
+        log.warning("broadcast alarm %s: %s", kind, message)
+        await raise_alarm(self.store, kind, "broadcasts", since=now, at=now, message=message)

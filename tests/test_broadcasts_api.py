@@ -1,0 +1,185 @@
+"""Broadcasts through the API to simulated speakers on a real mosquitto, end to end.
+
+The daemon runs in this process (MQTT, speakers, the broadcast engine, HTTP); the
+speakers are the project's simulator, downloading and decoding what they are told to
+play; speech comes from espeak-ng through the real audio pipeline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from daemon.auth import Role
+from drivers.sim.broker import PrivateBroker
+from drivers.sim.speaker import SpeakerFleet
+from tests.speaker_rig import (
+    bearer,
+    declared,
+    make_audio,
+    native,
+    running_daemon,
+    speaker_config,
+    until,
+)
+
+RADIO = bearer(Role.RADIO, "radio")
+SPEED = 10.0
+
+
+@pytest.fixture
+def site() -> str:
+    return f"b{uuid.uuid4().hex[:8]}"
+
+
+def config(tmp_path: Path, port: int, site: str, count: int) -> tuple[dict[str, Any], list[Any]]:
+    specs = native(count, zones=2, prefix="loa")
+    data = speaker_config(tmp_path, port, site=site, speakers=declared(specs))
+    data["audio"] = {"tts": {"engines": ["espeak-ng"]}, "chime": {"before": False}}
+    # Tests run at any hour: quiet hours would hold a normal item back at night.
+    data["broadcasts"] = {"quiet_morning": None, "quiet_evening": None}
+    return data, specs
+
+
+async def online(api: httpx.AsyncClient, count: int) -> bool:
+    listed = (await api.get("/api/v1/speakers", params={"status": "online"})).json()
+    return len(listed) == count
+
+
+async def execution(api: httpx.AsyncClient, broadcast_id: str, done: str) -> dict[str, Any] | None:
+    body = (await api.get(f"/api/v1/broadcasts/{broadcast_id}", headers=RADIO)).json()
+    runs = body["executions"]
+    if runs and runs[0]["speakers"] and all(s["state"] == done for s in runs[0]["speakers"]):
+        return dict(runs[0])
+    return None
+
+
+async def test_a_spoken_broadcast_to_two_zones_is_played_by_every_speaker(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    data, specs = config(tmp_path, broker.port, site, 4)
+    async with (
+        running_daemon(data) as (_state, api),
+        SpeakerFleet(host="127.0.0.1", port=broker.port, site=site, speakers=specs, speed=SPEED)
+        as fleet,
+    ):  # fmt: skip
+        await until(lambda: online(api, len(specs)))
+        created = await api.post(
+            "/api/v1/broadcasts",
+            json={
+                "title": "Họp thôn",
+                "text": "UBND xã mời bà con họp lúc 19h ngày 2/12.",
+                "targets": {"zones": ["thon-1", "thon-2"]},
+            },
+            headers=RADIO,
+        )
+        assert created.status_code == 201, created.text
+        broadcast = created.json()
+        run = await until(lambda: execution(api, broadcast["id"], "finished"), within_s=60)
+        assert run["state"] == "dispatched"
+        assert run["summary"] == {"finished": len(specs)}
+        assert sorted(s["speaker_id"] for s in run["speakers"]) == sorted(s.id for s in specs)
+        for spec in specs:
+            assert [play.outcome for play in fleet[spec.id].plays] == ["completed"]
+        listed = await api.get("/api/v1/broadcasts", headers=bearer(Role.LEADER, "leader"))
+        assert [b["id"] for b in listed.json()] == [broadcast["id"]]
+        assert (
+            await api.get(f"/api/v1/broadcasts/{broadcast['id']}/next", headers=RADIO)
+        ).json() == []
+
+
+async def test_an_emergency_pre_empts_a_normal_item_on_every_speaker(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    data, specs = config(tmp_path, broker.port, site, 3)
+    async with (
+        running_daemon(data) as (_state, api),
+        SpeakerFleet(host="127.0.0.1", port=broker.port, site=site, speakers=specs, speed=1.0)
+        as fleet,
+    ):  # fmt: skip
+        await until(lambda: online(api, len(specs)))
+        upload = await api.post(
+            "/api/v1/media",
+            params={"filename": "chuong-trinh.mp3"},
+            content=make_audio(tmp_path / "long.mp3", 60.0),
+            headers=RADIO,
+        )
+        programme = await api.post(
+            "/api/v1/broadcasts",
+            json={"media_id": upload.json()["id"], "targets": {"all": True}},
+            headers=RADIO,
+        )
+        await until(lambda: execution(api, programme.json()["id"], "started"), within_s=30)
+
+        storm = await api.post(
+            "/api/v1/broadcasts",
+            json={"text": "Khẩn cấp: bão số 3 sắp đổ bộ.", "targets": {"all": True},
+                  "priority": "emergency"},
+            headers=RADIO,
+        )  # fmt: skip
+        assert storm.status_code == 201
+        urgent = await until(lambda: execution(api, storm.json()["id"], "started"), within_s=30)
+        assert urgent["summary"] == {"started": len(specs)}
+        for spec in specs:
+            outcomes = [play.outcome for play in fleet[spec.id].plays]
+            assert outcomes[0] == "preempted", outcomes
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"text": "x", "targets": {"all": True}, "start_at": "2020-01-01T05:30:00+07:00"},
+         "đã qua"),
+        ({"text": "x", "targets": {"zones": ["khong-co"]}}, "vùng không tồn tại"),
+        ({"text": "x", "targets": {"all": True},
+          "recurrence": {"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"},
+          "start_at": "2030-01-01T05:30:00+07:00"}, "không phát lần nào"),
+        ({"text": "x", "targets": {"all": True}, "recurrence": {"lunar": {"day": 30}},
+          "start_at": "2030-01-01T05:30:00+07:00"}, "ngày 30"),
+        ({"media_id": "0" * 32, "targets": {"all": True}}, "thư viện"),
+    ],
+)  # fmt: skip
+async def test_impossible_broadcasts_get_422_in_plain_words(
+    broker: PrivateBroker, tmp_path: Path, site: str, body: dict[str, Any], says: str
+) -> None:
+    data, _ = config(tmp_path, broker.port, site, 1)
+    async with running_daemon(data) as (_state, api):
+        answer = await api.post("/api/v1/broadcasts", json=body, headers=RADIO)
+        assert answer.status_code == 422
+        assert says in answer.json()["detail"]
+        assert (await api.get("/api/v1/broadcasts", headers=RADIO)).json() == []
+
+
+async def test_next_occurrences_and_cancel(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    data, _ = config(tmp_path, broker.port, site, 1)
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=22, minute=30, second=0, microsecond=0
+    )
+    async with running_daemon(data) as (_state, api):
+        created = await api.post(
+            "/api/v1/broadcasts",
+            json={"text": "Bản tin sáng", "targets": {"all": True}, "start_at": start.isoformat(),
+                  "recurrence": {"rrule": "FREQ=DAILY"}},
+            headers=RADIO,
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        broadcast_id = created.json()["id"]
+        upcoming = (
+            await api.get(f"/api/v1/broadcasts/{broadcast_id}/next?count=3", headers=RADIO)
+        ).json()
+        assert [t[-15:] for t in upcoming] == ["T05:30:00+07:00"] * 3
+        leader = bearer(Role.LEADER, "leader")
+        refused = await api.post(f"/api/v1/broadcasts/{broadcast_id}/cancel", headers=leader)
+        assert refused.status_code == 403
+        cancelled = await api.post(f"/api/v1/broadcasts/{broadcast_id}/cancel", headers=RADIO)
+        assert cancelled.json()["status"] == "cancelled"
+        assert (
+            await api.get(f"/api/v1/broadcasts/{broadcast_id}/next", headers=RADIO)
+        ).json() == []
