@@ -129,6 +129,8 @@ class BroadcastsConfig(Model):
     def _both(self) -> BroadcastsConfig:
         if (self.quiet_morning is None) != (self.quiet_evening is None):
             raise ValueError("set both quiet_morning and quiet_evening, or neither")
+        if self.quiet_morning is not None and self.quiet_morning >= (self.quiet_evening or ""):
+            raise ValueError("quiet_morning must come before quiet_evening (e.g. 05:30, 21:00)")
         return self
 
 

@@ -333,13 +333,13 @@ async def test_two_engines_on_one_database_air_each_slot_once(tmp_path: Path) ->
     first, second = await Store.open(tmp_path / "db"), await Store.open(tmp_path / "db")
     try:
         clocks, leaves = Clocks(), Leaves()
-        record = await add_broadcast(first, rrule="FREQ=MINUTELY;BYSECOND=0")
+        record = await add_broadcast(first, rrule="FREQ=HOURLY;BYMINUTE=0;BYSECOND=0")
         engines = [make_engine(first, clocks, leaves), make_engine(second, clocks, leaves)]
         for _ in range(5):
             await asyncio.gather(*(engine.tick() for engine in engines))
-            clocks.advance(timedelta(minutes=1))
+            clocks.advance(timedelta(hours=1))
         rows = await executions(second, record.id)
-        slots = [T0 + timedelta(minutes=m) for m in range(5)]
+        slots = [T0 + timedelta(hours=h) for h in range(5)]
         assert sorted(slot for _, slot in leaves.aired) == slots
         assert [(r.slot, r.state) for r in rows] == [(s, ExecState.DISPATCHED) for s in slots]
     finally:
@@ -452,3 +452,25 @@ async def test_run_fires_and_wakes_for_a_new_broadcast(store: Store) -> None:
     await asyncio.wait_for(task, 5)
 
     assert leaves.aired == [(first.id, T0), (second.id, T0)]
+
+
+async def test_a_slot_left_pending_by_a_stopped_daemon_is_marked_failed_not_aired_again(
+    store: Store,
+) -> None:
+    clocks, leaves = Clocks(T0), Leaves()
+    broadcast = await add_broadcast(store)
+    slot = datetime(2026, 11, 27, 22, 30, tzinfo=UTC)  # 05:30 on 28/11 in Vietnam
+    # The daemon claimed the slot, then stopped before its dispatch finished.
+    interrupted = await claim(store, broadcast.id, slot, ExecState.PENDING, slot)
+    assert interrupted is not None
+    clocks.set(slot + timedelta(minutes=5))
+    engine = make_engine(store, clocks, leaves)
+    await engine.tick()
+    assert [e.state for e in await executions(store, broadcast.id)] == [ExecState.PENDING]
+    clocks.set(slot + timedelta(minutes=16))  # longer than any dispatch takes
+    await engine.tick()
+    (run,) = await executions(store, broadcast.id)
+    assert run.state is ExecState.FAILED
+    assert "gián đoạn" in (run.error or "")
+    assert leaves.aired == []
+    assert len(leaves.kinds("broadcast_interrupted")) == 1

@@ -16,6 +16,10 @@ import httpx
 import pytest
 
 from daemon.auth import Role
+from daemon.broadcasts.dispatch import BroadcastDispatch
+from daemon.broadcasts.engine import DispatchError
+from daemon.broadcasts.store import BroadcastRecord, ExecState, ExecutionRecord, Kind, Targets
+from daemon.schedule.rules import Rules
 from drivers.sim.broker import PrivateBroker
 from drivers.sim.speaker import SpeakerFleet
 from tests.speaker_rig import (
@@ -183,3 +187,53 @@ async def test_next_occurrences_and_cancel(
         assert (
             await api.get(f"/api/v1/broadcasts/{broadcast_id}/next", headers=RADIO)
         ).json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"text": "   ", "targets": {"all": True}}, None),
+        ({"text": "a" * 6000, "targets": {"all": True}}, "dài quá"),
+        ({"url": "http://127.0.0.1:1/radio", "targets": {"all": True}}, "tiếp sóng"),
+        ({"text": "x", "targets": {"all": True}, "lateness_min": 0}, None),
+        ({"text": "x", "targets": {"all": True}, "recurrence": {"rrule": "FREQ=MINUTELY"},
+          "start_at": "2030-01-01T05:30:00+07:00"}, "mỗi giờ"),
+        ({"text": "x", "targets": {"all": True},
+          "recurrence": {"rrule": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"},
+          "start_at": "2030-01-01T05:30:00+07:00"}, "không phát lần nào"),
+    ],
+)  # fmt: skip
+async def test_unusable_content_is_refused_before_it_is_scheduled(
+    broker: PrivateBroker, tmp_path: Path, site: str, body: dict[str, Any], says: str | None
+) -> None:
+    data, _ = config(tmp_path, broker.port, site, 1)
+    async with running_daemon(data) as (_state, api):
+        answer = await api.post("/api/v1/broadcasts", json=body, headers=RADIO)
+        assert answer.status_code == 422
+        if says is not None:
+            assert says in answer.json()["detail"]
+        assert (await api.get("/api/v1/broadcasts", headers=RADIO)).json() == []
+        for role, name in ((Role.LEADER, "leader"), (Role.TECHNICIAN, "tech")):
+            refused = await api.post("/api/v1/broadcasts", json=body, headers=bearer(role, name))
+            assert refused.status_code == 403
+        district = bearer(Role.DISTRICT, "district")
+        assert (await api.get("/api/v1/broadcasts", headers=district)).status_code == 403
+
+
+async def test_quiet_hours_hold_back_a_normal_item_at_its_real_air_time(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    data, _ = config(tmp_path, broker.port, site, 1)
+    async with running_daemon(data) as (state, _api):
+        dispatch = BroadcastDispatch(state.speakers, state.audio, state.library, Rules())
+        slot = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)  # 20:00 in Vietnam: not quiet
+        broadcast = BroadcastRecord(
+            "b1", "Tin tối", Kind.TEXT, Targets(all=True), "normal", slot, "radio", slot, slot,
+            text="Thông báo",
+        )  # fmt: skip
+        # Aired late, after the power came back at 02:00 the next night: held back.
+        late = ExecutionRecord(
+            1, "b1", slot, ExecState.PENDING, slot, fired_at=slot + timedelta(hours=6)
+        )
+        with pytest.raises(DispatchError, match="Giờ yên tĩnh"):
+            await dispatch(broadcast, late)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.api.deps import State, audit, require_role
 from daemon.api.speaker_models import CommandOut, TargetsIn
+from daemon.audio.service import AudioInputError
 from daemon.auth import Claims, Role
 from daemon.broadcasts.dispatch import source_of
 from daemon.broadcasts.store import (
@@ -26,6 +28,7 @@ from daemon.broadcasts.store import (
     set_status,
 )
 from daemon.config_audio import Voice
+from daemon.schedule.lunar import LunarDateError
 from daemon.schedule.recurrence import LOCAL, Lunar, Schedule, ScheduleError, occurrences, validate
 from daemon.speakers.outbox import recent_commands
 from daemon.speakers.service import TargetError
@@ -57,7 +60,9 @@ class RecurrenceIn(BaseModel):
 class BroadcastIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     title: str = Field("", max_length=200, description="Name shown in lists and reports.")
-    text: str | None = Field(None, max_length=50_000, description="Announcement to speak.")
+    text: str | None = Field(
+        None, min_length=1, max_length=50_000, description="Announcement to speak."
+    )
     voice: Voice | None = None
     media_id: str | None = Field(None, max_length=32, description="A recording of the library.")
     url: str | None = Field(None, max_length=2000, description="A stream to relay.")
@@ -66,7 +71,7 @@ class BroadcastIn(BaseModel):
     volume: int | None = Field(None, ge=0, le=100)
     start_at: datetime | None = Field(None, description="ISO 8601 with offset; none: now.")
     recurrence: RecurrenceIn | None = None
-    lateness_min: int = Field(10, ge=0, le=24 * 60, description="Still air if this late.")
+    lateness_min: int = Field(10, ge=1, le=24 * 60, description="Still air if this late.")
 
     @model_validator(mode="after")
     def _content(self) -> BroadcastIn:
@@ -126,9 +131,13 @@ async def _record(
 ) -> BroadcastRecord:
     start = body.start_at or now
     recurrence = body.recurrence
+    if recurrence is not None:
+        start = start.replace(second=0, microsecond=0)  # 05:30, not 05:30:43 every day
     lunar = recurrence.lunar if recurrence else None
     try:
-        validate(
+        # Walking a schedule is CPU work (a rule may be walked for years): off the loop.
+        await asyncio.to_thread(
+            validate,
             Schedule(
                 start,
                 rrule=recurrence.rrule if recurrence else None,
@@ -140,9 +149,16 @@ async def _record(
         state.speakers.resolve(targets)
     except (ScheduleError, TargetError) as exc:
         raise _unprocessable(str(exc)) from exc
+    if body.url is not None:
+        raise _unprocessable("Chưa hỗ trợ phát tiếp sóng (relaying a stream is not supported yet)")
     if body.media_id is not None and await state.library.get_item(body.media_id) is None:
         raise _unprocessable("Không có bản ghi này trong thư viện (no such recording)")
-    kind = Kind.TEXT if body.text else Kind.MEDIA if body.media_id else Kind.URL
+    if body.text is not None:
+        try:
+            state.audio.normalize(body.text)  # too long, or nothing to say: refused now
+        except AudioInputError as exc:
+            raise _unprocessable(str(exc)) from exc
+    kind = Kind.TEXT if body.text is not None else Kind.MEDIA
     title = body.title or (body.text or "")[:60] or kind.value
     return BroadcastRecord(
         id=uuid.uuid4().hex,
@@ -222,7 +238,12 @@ async def next_times(
     record = await _found(state, broadcast_id)
     if record.status != Status.ACTIVE:
         return []
-    upcoming = occurrences(record.schedule, datetime.now(UTC), count)
+    try:
+        upcoming = await asyncio.to_thread(occurrences, record.schedule, datetime.now(UTC), count)
+    except (ScheduleError, LunarDateError) as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"Không đọc được lịch phát ({exc})"
+        ) from exc
     return [moment.astimezone(LOCAL).isoformat() for moment in upcoming]
 
 

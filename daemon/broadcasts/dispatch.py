@@ -47,7 +47,9 @@ class BroadcastDispatch:
     rules: Rules
 
     async def __call__(self, broadcast: BroadcastRecord, execution: ExecutionRecord) -> None:
-        reason = held_back(self.rules, broadcast.priority, execution.slot)
+        # The real air time: after downtime a slot may air up to its lateness after it.
+        airs_at = execution.fired_at or datetime.now(UTC)
+        reason = held_back(self.rules, broadcast.priority, airs_at)
         if reason is not None:
             raise DispatchError(reason)
         try:
@@ -60,7 +62,7 @@ class BroadcastDispatch:
                 media,
                 source=source_of(broadcast.id),
                 priority=PRIORITY[broadcast.priority],
-                volume=capped_volume(self.rules, broadcast.volume, execution.slot),
+                volume=capped_volume(self.rules, broadcast.volume, airs_at),
                 item_id=str(execution.id),
             )
         except (TargetError, AudioInputError, AudioUnavailableError) as exc:
@@ -69,6 +71,8 @@ class BroadcastDispatch:
             raise DispatchError(f"Chưa gửi được lệnh tới loa ({exc})") from exc
         except SQLAlchemyError as exc:
             raise DispatchError(f"Lỗi cơ sở dữ liệu (database error: {exc})") from exc
+        except OSError as exc:  # a full disk while storing the speech
+            raise DispatchError(f"Lỗi lưu tệp âm thanh (storage error: {exc})") from exc
         log.info(
             "broadcast %s: slot %s sent to %d speakers", broadcast.id, execution.slot, len(records)
         )

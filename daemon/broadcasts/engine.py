@@ -32,6 +32,7 @@ from daemon.broadcasts.store import (
     Status,
     active_broadcasts,
     claim,
+    fail_stale_pending,
     finish_execution,
     last_slot,
     latest_fired_at,
@@ -56,6 +57,8 @@ JUMP_THRESHOLD_S = 60.0
 # The clock may be this much behind the last execution (two engines, NTP slew) and fire.
 BEHIND_TOLERANCE = timedelta(seconds=1)
 _PAGE = 1000  # occurrences asked for at once when counting a long backlog
+STALE_PENDING = timedelta(minutes=15)
+_INTERRUPTED = "Bị gián đoạn khi đang gửi tới loa (interrupted while being sent)"
 
 Dispatch = Callable[[BroadcastRecord, ExecutionRecord], Awaitable[None]]
 Alarm = Callable[[str, str], Awaitable[None]]
@@ -145,12 +148,23 @@ class Engine:
         """Plan again now (a broadcast was added or changed)."""
         self._wake.set()
 
+    async def _fail_interrupted(self, now: datetime) -> None:
+        # A dispatch takes at most the TTS deadline (minutes): a slot PENDING for longer
+        # was interrupted (a stop, a crash). It is not aired again (it may have reached
+        # some speakers), but it no longer stays PENDING for ever unseen.
+        ids = await fail_stale_pending(self._store, now - STALE_PENDING, _INTERRUPTED)
+        for execution_id in ids:
+            log.warning("execution %s: interrupted while being sent, marked failed", execution_id)
+        if ids:
+            await self._alarm("broadcast_interrupted", f"{len(ids)} lượt phát bị gián đoạn")
+
     async def tick(self) -> list[ExecutionRecord]:
         """Decide every due slot; the executions this engine claimed, in their final state."""
         now = self._clock()
         await self._check_jump(now, self._monotonic())
         if await self._clock_behind(now):
             return []
+        await self._fail_interrupted(now)
         decided: list[ExecutionRecord] = []
         for broadcast in await active_broadcasts(self._store):
             decided += await self._tick_broadcast(broadcast, now)

@@ -298,3 +298,20 @@ async def list_broadcasts(store: Store, status: Status | None = None) -> list[Br
         query = query.where(_broadcasts.c.status == status.value)
     async with store.engine.connect() as conn:
         return [_broadcast(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def fail_stale_pending(store: Store, before: datetime, error: str) -> list[int]:
+    """Mark FAILED the executions left PENDING since before `before` (a dispatch that
+    never finished: the daemon stopped or crashed mid-way); their ids."""
+    stale = (_executions.c.state == ExecState.PENDING.value) & (
+        _executions.c.created_at < _to_db(before)
+    )
+    async with store.engine.begin() as conn:
+        ids = list((await conn.scalars(sa.select(_executions.c.id).where(stale))).all())
+        if ids:
+            await conn.execute(
+                sa.update(_executions)
+                .where(_executions.c.id.in_(ids))
+                .values(state=ExecState.FAILED.value, error=error)
+            )
+    return ids

@@ -9,6 +9,7 @@ each year (a leap month of that number is not a second occasion).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,7 @@ from dateutil.rrule import rrule, rrulestr
 from daemon.schedule.lunar import LAST_YEAR, LunarDateError, lunar_month, to_lunar, year_months
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
+_FREQUENCY = re.compile(r"FREQ\s*=\s*(MINUTELY|SECONDLY)")
 # A schedule whose next air time is further away than this is a mistake, not a plan.
 HORIZON = timedelta(days=5 * 366)
 # The past a start time may be in: the form was filled in a moment ago.
@@ -63,6 +65,10 @@ def _rule(schedule: Schedule) -> rrule:
         raise ScheduleError(f"RRULE không hợp lệ (invalid RRULE: {exc})") from None
     if not isinstance(rule, rrule):  # an RRULE set (EXDATE...) is not accepted here
         raise ScheduleError("Chỉ nhận một RRULE (a single RRULE)")
+    if _FREQUENCY.search(text.upper()):
+        # A loudspeaker programme repeats hourly at most; a finer rule is a mistake, and
+        # walking it from its start would cost the scheduler seconds on every tick.
+        raise ScheduleError("Lặp nhiều nhất mỗi giờ một lần (FREQ=MINUTELY/SECONDLY refused)")
     return rule
 
 
@@ -103,7 +109,16 @@ def validate(schedule: Schedule, now: datetime) -> datetime:
     try:
         if schedule.lunar is not None:
             _check_lunar(schedule.lunar, now)
-        upcoming = occurrences(schedule, now - START_GRACE, 1)
+        if schedule.rrule is not None:
+            # Walk the rule no further than the horizon: a rule that never fires (30
+            # February, daily) would otherwise be walked for seconds before giving up.
+            rule = _rule(schedule)
+            if not any(part in schedule.rrule.upper() for part in ("UNTIL", "COUNT")):
+                rule = rule.replace(until=(now + HORIZON).astimezone(LOCAL))
+            found = rule.after((now - START_GRACE).astimezone(LOCAL))
+            upcoming = [found.astimezone(UTC)] if found is not None else []
+        else:
+            upcoming = occurrences(schedule, now - START_GRACE, 1)
     except LunarDateError as exc:
         raise ScheduleError(f"Ngày âm lịch ngoài phạm vi ({exc})") from None
     if not upcoming or upcoming[0] - now > HORIZON:
