@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -69,6 +70,13 @@ def own_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     """A broker this test alone may stop and restart."""
     with PrivateBroker(tmp_path / "mosquitto") as running:
         yield running
+
+
+@pytest.fixture
+def site() -> str:
+    """An MQTT site of its own per test: retained messages and persistent sessions of
+    other tests (on the session's one broker) stay apart."""
+    return f"t{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ play; speech comes from espeak-ng through the real audio pipeline.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,6 @@ from tests.speaker_rig import (
 
 RADIO = bearer(Role.RADIO, "radio")
 SPEED = 10.0
-
-
-@pytest.fixture
-def site() -> str:
-    return f"b{uuid.uuid4().hex[:8]}"
 
 
 def config(tmp_path: Path, port: int, site: str, count: int) -> tuple[dict[str, Any], list[Any]]:

@@ -184,12 +184,6 @@ def fleet(broker: PrivateBroker, site: str, *specs: SimSpeakerSpec, **kwargs: An
     )
 
 
-@pytest.fixture
-def site() -> str:
-    """A site of its own: retained messages and persistent sessions of other tests stay apart."""
-    return f"t{uuid.uuid4().hex[:10]}"
-
-
 def cmd(op: str, *, expires_in_s: float = 300, **keys: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {

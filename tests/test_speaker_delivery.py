@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from drivers.sim.broker import PrivateBroker
 from drivers.sim.speaker import SpeakerFaults, SpeakerFleet
@@ -25,11 +23,6 @@ from tests.support import Daemon, write_config
 
 SPEED = 20.0
 DONE = {"acknowledged", "started", "finished"}
-
-
-@pytest.fixture
-def site() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
 
 
 @asynccontextmanager

@@ -37,12 +37,6 @@ from tests.speaker_rig import (
 SPEED = 10.0
 
 
-@pytest.fixture
-def site() -> str:
-    """A site of its own per test: retained speaker messages of other tests stay apart."""
-    return f"t{uuid.uuid4().hex[:8]}"
-
-
 async def _statuses(api: httpx.AsyncClient, expected: dict[str, str]) -> bool:
     response = await api.get("/api/v1/speakers")
     found = {s["id"]: s["status"] for s in response.json()}
