@@ -118,6 +118,7 @@ async def add_broadcast(
     lunar: tuple[int, int] | None = None,
     lateness_s: int = 600,
     title: str = "Thông báo tiêm phòng",
+    priority: str = "normal",
 ) -> BroadcastRecord:
     record = BroadcastRecord(
         id=uuid.uuid4().hex,
@@ -125,7 +126,7 @@ async def add_broadcast(
         kind=Kind.TEXT,
         text="Kính mời bà con đưa trẻ đi tiêm phòng.",
         targets=Targets(zones=("thon-1",)),
-        priority="normal",
+        priority=priority,
         start_at=start_at,
         rrule=rrule,
         lunar_day=lunar[0] if lunar else None,
@@ -474,3 +475,13 @@ async def test_a_slot_left_pending_by_a_stopped_daemon_is_marked_failed_not_aire
     assert "gián đoạn" in (run.error or "")
     assert leaves.aired == []
     assert len(leaves.kinds("broadcast_interrupted")) == 1
+
+
+async def test_an_emergency_due_with_a_programme_is_sent_first(store: Store) -> None:
+    clocks, leaves = Clocks(T0), Leaves()
+    # The programme was scheduled first: without the rule it would be sent first.
+    earlier = T0 - timedelta(minutes=1)
+    programme = await add_broadcast(store, rrule=None, created_at=earlier, title="Chương trình")
+    storm = await add_broadcast(store, rrule=None, title="Bão", priority="emergency")
+    await make_engine(store, clocks, leaves).tick()
+    assert [broadcast_id for broadcast_id, _ in leaves.aired] == [storm.id, programme.id]

@@ -166,7 +166,11 @@ class Engine:
             return []
         await self._fail_interrupted(now)
         decided: list[ExecutionRecord] = []
-        for broadcast in await active_broadcasts(self._store):
+        # Emergencies first: a storm warning never waits behind a programme's render.
+        pending = sorted(
+            await active_broadcasts(self._store), key=lambda b: b.priority != "emergency"
+        )
+        for broadcast in pending:
             decided += await self._tick_broadcast(broadcast, now)
         return decided
 

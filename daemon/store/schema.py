@@ -201,3 +201,6 @@ executions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("broadcast_id", "slot", name="uq_executions_broadcast_slot"),
 )
+
+# A broadcast's deliveries are its speaker commands, found by source and execution.
+sa.Index("ix_speaker_commands_source_item", speaker_commands.c.source, speaker_commands.c.item_id)

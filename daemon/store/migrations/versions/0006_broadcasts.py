@@ -57,8 +57,11 @@ def upgrade() -> None:
         sa.Column("created_at", _TS, nullable=False),
         sa.UniqueConstraint("broadcast_id", "slot", name="uq_executions_broadcast_slot"),
     )
+    # A broadcast's deliveries are its speaker commands, found by source and execution.
+    op.create_index("ix_speaker_commands_source_item", "speaker_commands", ["source", "item_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_speaker_commands_source_item", table_name="speaker_commands")
     for table in ("executions", "broadcasts"):
         op.drop_table(table)
