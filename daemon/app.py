@@ -11,7 +11,19 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from daemon.api import audio, auth, broadcasts, cameras, health, live, media, speakers, system, web
+from daemon.api import (
+    audio,
+    auth,
+    broadcasts,
+    cameras,
+    health,
+    live,
+    media,
+    reports,
+    speakers,
+    system,
+    web,
+)
 from daemon.api.deps import authenticate
 from daemon.state import AppState
 
@@ -71,6 +83,7 @@ def create_app(state: AppState) -> FastAPI:
         speakers.router,
         audio.router,
         broadcasts.router,
+        reports.router,
         media.router,
         web.router,
     ):

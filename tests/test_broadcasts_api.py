@@ -7,6 +7,9 @@ play; speech comes from espeak-ng through the real audio pipeline.
 
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ import pytest
 from daemon.auth import Role
 from daemon.broadcasts.dispatch import BroadcastDispatch
 from daemon.broadcasts.engine import DispatchError
+from daemon.broadcasts.report import ReportRow, to_csv, to_html
 from daemon.broadcasts.store import BroadcastRecord, ExecState, ExecutionRecord, Kind, Targets
+from daemon.schedule.recurrence import LOCAL
 from daemon.schedule.rules import Rules
 from drivers.sim.broker import PrivateBroker
 from drivers.sim.speaker import SpeakerFleet
@@ -57,6 +62,37 @@ async def execution(api: httpx.AsyncClient, broadcast_id: str, done: str) -> dic
     return None
 
 
+async def check_report(api: httpx.AsyncClient, slot: str, title: str, heard: int) -> None:
+    """The day's report lists the execution, in CSV, JSON and the printable page."""
+    day = datetime.fromisoformat(slot).astimezone(LOCAL).date().isoformat()
+    leader = bearer(Role.LEADER, "leader")
+    params = {"day": day, "format": "csv"}
+    csv_text = (await api.get("/api/v1/reports/broadcasts", params=params, headers=leader)).text
+    header, row = list(csv.reader(io.StringIO(csv_text.removeprefix("\ufeff"))))
+    assert header[:2] == ["Thời gian", "Nội dung"]
+    assert row[1] == title
+    assert (row[5], row[6], row[7]) == (str(heard), str(heard), "0")
+    assert row[3] == "vùng thon-1, vùng thon-2"
+    as_json = await api.get("/api/v1/reports/broadcasts", params={"day": day}, headers=leader)
+    assert [r["title"] for r in as_json.json()["rows"]] == [title]
+    page = await api.get(
+        "/api/v1/reports/broadcasts", params={"day": day, "format": "html"}, headers=leader
+    )
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<td>{title}</td>" in page.text
+    month = {"day": day, "span": "month", "format": "json"}
+    assert (
+        len(
+            (await api.get("/api/v1/reports/broadcasts", params=month, headers=leader)).json()[
+                "rows"
+            ]
+        )
+        == 1
+    )
+    district = bearer(Role.DISTRICT, "district")
+    assert (await api.get("/api/v1/reports/broadcasts", headers=district)).status_code == 403
+
+
 async def test_a_spoken_broadcast_to_two_zones_is_played_by_every_speaker(
     broker: PrivateBroker, tmp_path: Path, site: str
 ) -> None:
@@ -84,6 +120,7 @@ async def test_a_spoken_broadcast_to_two_zones_is_played_by_every_speaker(
         assert sorted(s["speaker_id"] for s in run["speakers"]) == sorted(s.id for s in specs)
         for spec in specs:
             assert [play.outcome for play in fleet[spec.id].plays] == ["completed"]
+        await check_report(api, run["slot"], "Họp thôn", heard=len(specs))
         listed = await api.get("/api/v1/broadcasts", headers=bearer(Role.LEADER, "leader"))
         assert [b["id"] for b in listed.json()] == [broadcast["id"]]
         assert (
@@ -231,3 +268,15 @@ async def test_quiet_hours_hold_back_a_normal_item_at_its_real_air_time(
         )
         with pytest.raises(DispatchError, match="Giờ yên tĩnh"):
             await dispatch(broadcast, late)
+
+
+def test_report_cells_are_never_spreadsheet_formulas_and_html_is_escaped() -> None:
+    row = ReportRow(
+        "05:30 01/12/2026", "=HYPERLINK(\"http://x\")", "Thông thường", "Tất cả",
+        "Đã phát", 2, 1, 1, "offline: 1",
+    )  # fmt: skip
+    (_, cells) = list(csv.reader(io.StringIO(to_csv([row]).removeprefix("\ufeff"))))
+    assert cells[1] == '\'=HYPERLINK("http://x")'
+    page = to_html([replace(row, title="<script>alert(1)</script>")], "Báo cáo", "xa")
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page

@@ -315,3 +315,22 @@ async def fail_stale_pending(store: Store, before: datetime, error: str) -> list
                 .values(state=ExecState.FAILED.value, error=error)
             )
     return ids
+
+
+async def executions_between(
+    store: Store, start: datetime, end: datetime
+) -> list[tuple[ExecutionRecord, BroadcastRecord]]:
+    """Executions whose slot is in [start, end), with their broadcast, in slot order."""
+    query = (
+        sa.select(_executions, _broadcasts)
+        .join(_broadcasts, _broadcasts.c.id == _executions.c.broadcast_id)
+        .where(_executions.c.slot >= _to_db(start), _executions.c.slot < _to_db(end))
+        .order_by(_executions.c.slot, _executions.c.id)
+    )
+    pairs = []
+    async with store.engine.connect() as conn:
+        for row in (await conn.execute(query)).mappings():
+            execution = _execution({c.name: row[c] for c in _executions.c})  # type: ignore[arg-type]
+            broadcast = _broadcast({c.name: row[c] for c in _broadcasts.c})  # type: ignore[arg-type]
+            pairs.append((execution, broadcast))
+    return pairs
