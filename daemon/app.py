@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from daemon.api import (
     audio,
     auth,
+    broadcast_events,
     broadcasts,
     cameras,
     health,
@@ -83,6 +84,7 @@ def create_app(state: AppState) -> FastAPI:
         speakers.router,
         audio.router,
         broadcasts.router,
+        broadcast_events.router,
         reports.router,
         media.router,
         web.router,

@@ -117,6 +117,28 @@ class ChimeConfig(Model):
     )
 
 
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class QuietSeason(Model):
+    months: list[Annotated[int, Field(ge=1, le=12)]] = Field(
+        min_length=1, description="Months (1-12) these quiet hours apply in."
+    )
+    morning: HHMM = Field(description="No normal or priority broadcast before this time.")
+    evening: HHMM = Field(description="No normal or priority broadcast from this time.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QuietSeason:
+        if self.morning >= self.evening:
+            raise ValueError("morning must come before evening (e.g. 05:00, 21:30)")
+        return self
+
+
+class VolumeStep(Model):
+    start: HHMM = Field(description="From this time of day (until the next step's start).")
+    max_volume: int = Field(ge=0, le=100, description="Broadcasts are at most this loud.")
+
+
 class BroadcastsConfig(Model):
     quiet_morning: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] | None = Field(
         "05:30", description="No normal or priority broadcast before this time (HH:MM, Vietnam)."
@@ -125,12 +147,32 @@ class BroadcastsConfig(Model):
         "21:00", description="No normal or priority broadcast from this time (HH:MM, Vietnam)."
     )
 
+    quiet_seasons: list[QuietSeason] = Field(
+        default_factory=list,
+        description="Other quiet hours for some months (the first listed that holds the month "
+        "wins; other months use quiet_morning and quiet_evening).",
+    )
+    volume_profile: list[VolumeStep] = Field(
+        default_factory=list,
+        description="Loudest allowed volume by time of day (Vietnam's time); empty: no cap. "
+        "An emergency is never capped.",
+    )
+    after_preemption: Literal["resume", "interrupted"] = Field(
+        "resume",
+        description="What happens to an item an emergency cut off: resume (played again "
+        "from its start on those speakers once the emergency ends, if still within its "
+        "lateness) or interrupted (recorded as interrupted, not played again).",
+    )
+
     @model_validator(mode="after")
     def _both(self) -> BroadcastsConfig:
         if (self.quiet_morning is None) != (self.quiet_evening is None):
             raise ValueError("set both quiet_morning and quiet_evening, or neither")
         if self.quiet_morning is not None and self.quiet_morning >= (self.quiet_evening or ""):
             raise ValueError("quiet_morning must come before quiet_evening (e.g. 05:30, 21:00)")
+        starts = [step.start for step in self.volume_profile]
+        if len(set(starts)) != len(starts):
+            raise ValueError("volume_profile: two steps start at the same time")
         return self
 
 

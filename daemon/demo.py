@@ -1,4 +1,7 @@
-"""`loacam demo`: a private broker, simulated cameras and speakers, a throw-away database."""
+"""`loacam demo`: a private broker, simulated cameras and speakers, a throw-away database.
+
+The database starts with an admin account and a day of broadcasts (daemon.demo_day).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,16 @@ import secrets
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.auth import Role, hash_password_blocking
 from daemon.cli import setup_logging
 from daemon.config import Config
-from daemon.service import run_daemon
+from daemon.demo_day import DemoDay, seed_demo_day
+from daemon.schedule.recurrence import LOCAL
+from daemon.service import broadcast_rules, run_daemon
 from daemon.store import Store
 from daemon.store.users import add_user
 from drivers.sim.broker import BrokerError, PrivateBroker
@@ -146,20 +152,28 @@ async def _demo(
         config = demo_config(
             tmp / "data", host=host, port=port, mqtt_port=mqtt_port, cameras=cameras
         )
-        await _add_admin(config, password)
-        return await run_daemon(config, on_ready=lambda: _announce(config, password))
+        day = await _prepare(config, password)
+        return await run_daemon(config, on_ready=lambda: _announce(config, password, day))
 
 
-async def _add_admin(config: Config, password: str) -> None:
+async def _prepare(config: Config, password: str) -> DemoDay:
+    """The admin account and a day of broadcasts (daemon.demo_day) in the new database."""
     store = await Store.open(config.storage.path)
     try:
         hashed = await asyncio.to_thread(hash_password_blocking, password)
         await add_user(store, DEMO_USER, Role.ADMIN.value, hashed)
+        return await seed_demo_day(store, datetime.now(UTC), broadcast_rules(config))
     finally:
         await store.close()
 
 
-def _announce(config: Config, password: str) -> None:
+def _first_look(day: DemoDay) -> str:
+    if day.first_look_at is not None:
+        return f"phát lúc {day.first_look_at.astimezone(LOCAL):%H:%M} tới mọi cụm loa"
+    return f"không xếp lịch — {day.quiet}" if day.quiet is not None else "đã có từ trước"
+
+
+def _announce(config: Config, password: str, day: DemoDay) -> None:
     shown_host = "127.0.0.1" if config.http.host in {"0.0.0.0", "::"} else config.http.host  # noqa: S104
     url = f"http://{shown_host}:{config.http.port}/"
     print(
@@ -168,6 +182,9 @@ def _announce(config: Config, password: str) -> None:
         f"  Đăng nhập / log in:   {DEMO_USER} / {password}\n"
         f"  Camera mô phỏng:      {', '.join(c.id for c in config.cameras)}\n"
         f"  Loa mô phỏng:         {len(config.speakers)} cụm loa trong {len(config.zones)} thôn\n"
+        f"  Lịch phát / schedule: {len(day.broadcasts)} chương trình mẫu, "
+        'xem mục "Lịch phát" trên giao diện web\n'
+        f"  Bản tin thử:          {_first_look(day)}\n"
         f"  API:                  {url}docs\n"
         f"  Dừng / stop:          Ctrl-C\n",
         flush=True,

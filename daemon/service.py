@@ -16,14 +16,18 @@ from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService, load_or_create_token_key
 from daemon.broadcasts.dispatch import BroadcastAlarms, BroadcastDispatch
 from daemon.broadcasts.engine import Engine
+from daemon.broadcasts.relay_stop import RelayStopper
+from daemon.broadcasts.resume import Resumer
+from daemon.broadcasts.upcoming import SpeechDue
 from daemon.cameras.manager import CameraManager
 from daemon.cameras.media import run_media
 from daemon.config import Config
+from daemon.config_audio import BroadcastsConfig
 from daemon.http_server import HttpServer, bind
 from daemon.media import MediaSigner, MediaStore
 from daemon.metrics import build_registry
 from daemon.notify import Notifier
-from daemon.schedule.rules import QuietHours, Rules
+from daemon.schedule.rules import QuietHours, Rules, VolumeBand
 from daemon.speakers.service import SpeakerService
 from daemon.state import AppState
 from daemon.store import Store, StoreError
@@ -80,17 +84,34 @@ def media_base_url(config: Config) -> str:
 
 
 def broadcast_rules(config: Config) -> Rules:
-    settings = config.broadcasts
-    if settings.quiet_morning is None or settings.quiet_evening is None:
-        return Rules(quiet=())
-    return Rules(
-        quiet=(
+    return broadcast_rules_of(config.broadcasts)
+
+
+def broadcast_rules_of(settings: BroadcastsConfig) -> Rules:
+    """The quiet hours and volume profile of the `broadcasts:` settings."""
+    seasons = tuple(
+        QuietHours(
+            morning=time.fromisoformat(season.morning),
+            evening=time.fromisoformat(season.evening),
+            months=frozenset(season.months),
+        )
+        for season in settings.quiet_seasons
+    )
+    usual = (
+        (
             QuietHours(
                 morning=time.fromisoformat(settings.quiet_morning),
                 evening=time.fromisoformat(settings.quiet_evening),
             ),
         )
+        if settings.quiet_morning is not None and settings.quiet_evening is not None
+        else ()
     )
+    volume = tuple(
+        VolumeBand(time.fromisoformat(step.start), step.max_volume)
+        for step in settings.volume_profile
+    )
+    return Rules(quiet=seasons + usual, volume=volume)
 
 
 def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
@@ -101,6 +122,7 @@ def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
     audio = AudioService(config.audio, store, media)
     library = Library(audio)
     speakers = SpeakerService(config, store, mqtt, media, signer)
+    rules = broadcast_rules(config)
     state = AppState(
         config=config,
         store=store,
@@ -127,12 +149,23 @@ def build_state(config: Config, store: Store, token_key: bytes) -> AppState:
         library=library,
         broadcasts=Engine(
             store,
-            dispatch=BroadcastDispatch(speakers, audio, library, broadcast_rules(config)),
+            dispatch=BroadcastDispatch(speakers, audio, library, rules),
             alarm=BroadcastAlarms(store),
         ),
+        relays=RelayStopper(store, speakers),
+        resumer=Resumer(store, speakers.dispatcher, rules, config.broadcasts.after_preemption),
     )
+    state.render_ahead.add_source(SpeechDue(store))
     state.registry = build_registry(state)
     return state
+
+
+def add_broadcast_loops(state: AppState) -> None:
+    """The loops behind broadcasts, after the speakers' (the tests run the same ones)."""
+    state.supervisor.add("audio", state.render_ahead.run)
+    state.supervisor.add("broadcasts", state.broadcasts.run)
+    state.supervisor.add("relays", state.relays.run)
+    state.supervisor.add("resume", state.resumer.run)
 
 
 async def run_daemon(
@@ -192,8 +225,7 @@ async def _serve(
     # outbox saves its last progress while MQTT is still up.
     state.supervisor.add("mqtt", state.mqtt.run)
     state.supervisor.add("speakers", state.speakers.run)
-    state.supervisor.add("audio", state.render_ahead.run)
-    state.supervisor.add("broadcasts", state.broadcasts.run)
+    add_broadcast_loops(state)
     state.supervisor.add("cameras", state.cameras.run)
     state.supervisor.add("http", http.run)
     state.supervisor.add("media", media)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,6 +13,8 @@ from daemon.audio.library import Library
 from daemon.audio.service import AudioService
 from daemon.auth import LoginThrottle, TokenService
 from daemon.broadcasts.engine import Engine
+from daemon.broadcasts.relay_stop import RelayStopper
+from daemon.broadcasts.resume import Resumer
 from daemon.cameras.manager import CameraManager
 from daemon.config import Config
 from daemon.media import MediaSigner, MediaStore
@@ -41,9 +44,14 @@ class AppState:
     render_ahead: RenderAhead
     library: Library
     broadcasts: Engine
+    relays: RelayStopper
+    resumer: Resumer
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     storage_ok: bool = False
+    # Held while a broadcast is checked for conflicts and written: two created at once
+    # would each miss the other's overlap.
+    broadcast_planning: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def check_storage(self) -> bool:
         self.storage_ok = await self.store.ping()

@@ -22,7 +22,7 @@ from daemon.app import create_app
 from daemon.auth import Role, TokenService
 from daemon.config import Config
 from daemon.http_server import HttpServer, bind
-from daemon.service import build_state
+from daemon.service import add_broadcast_loops, build_state
 from daemon.state import AppState
 from daemon.store import Store
 from daemon.store.users import UserExistsError, add_user
@@ -95,7 +95,7 @@ async def running_daemon(data: dict[str, Any]) -> AsyncIterator[tuple[AppState, 
     http = HttpServer(create_app(state), sock, 1)
     state.supervisor.add("mqtt", state.mqtt.run)
     state.supervisor.add("speakers", state.speakers.run)
-    state.supervisor.add("broadcasts", state.broadcasts.run)
+    add_broadcast_loops(state)
     state.supervisor.add("http", http.run)
     stop = asyncio.Event()
     task = asyncio.create_task(state.supervisor.run(stop))

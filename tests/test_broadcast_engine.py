@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from daemon.broadcasts.clock import forget_the_future
 from daemon.broadcasts.engine import DispatchError, Engine
 from daemon.broadcasts.store import (
     BroadcastRecord,
@@ -31,6 +32,7 @@ from daemon.broadcasts.store import (
     get_broadcast,
     insert_broadcast,
     set_status,
+    update_broadcast,
 )
 from daemon.schedule.recurrence import LOCAL
 from daemon.store import Store
@@ -74,6 +76,8 @@ class Leaves:
 
     aired: list[tuple[str, datetime]] = field(default_factory=list)
     alarms: list[tuple[str, str]] = field(default_factory=list)
+    cleared: list[tuple[str, str]] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
     fail_with: str | None = None
     dispatched: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -84,8 +88,11 @@ class Leaves:
         if self.fail_with is not None:
             raise DispatchError(self.fail_with)
 
-    async def alarm(self, kind: str, message: str) -> None:
-        self.alarms.append((kind, message))
+    async def alarm(
+        self, kind: str, message: str, *, subject: str = "broadcasts", active: bool = True
+    ) -> None:
+        (self.alarms if active else self.cleared).append((kind, message))
+        self.subjects.append(subject)
 
     def kinds(self, kind: str) -> list[str]:
         return [message for k, message in self.alarms if k == kind]
@@ -207,6 +214,7 @@ async def test_back_within_lateness_after_downtime_airs_the_latest_and_misses_th
     assert "05:30 02/12/2026" in missed[0]
     assert "05:30 03/12/2026" in missed[1]
     assert all("Thông báo tiêm phòng" in message for message in missed)
+    assert leaves.subjects == [record.id, record.id]  # each alarm names its broadcast
     assert len(await executions(store, record.id)) == 3
 
 
@@ -328,6 +336,9 @@ async def test_a_clock_behind_the_last_execution_fires_nothing_until_it_passes(
     assert (decided.broadcast_id, decided.state) == (meeting.id, ExecState.DISPATCHED)
     assert leaves.aired == [(daily.id, SLOT1), (meeting.id, wrong_now + timedelta(minutes=10))]
     assert len(leaves.kinds("clock_behind")) == 1
+    [(kind, cleared)] = leaves.cleared  # the alarm is cleared once the clock is right again
+    assert kind == "clock_behind"
+    assert "phát theo lịch trở lại" in cleared
 
 
 async def test_two_engines_on_one_database_air_each_slot_once(tmp_path: Path) -> None:
@@ -485,3 +496,61 @@ async def test_an_emergency_due_with_a_programme_is_sent_first(store: Store) -> 
     storm = await add_broadcast(store, rrule=None, title="Bão", priority="emergency")
     await make_engine(store, clocks, leaves).tick()
     assert [broadcast_id for broadcast_id, _ in leaves.aired] == [storm.id, programme.id]
+
+
+async def test_a_changed_rule_counts_from_the_change_and_raises_no_alarm_for_before(
+    store: Store,
+) -> None:
+    clocks, leaves = Clocks(), Leaves()
+    record = await add_broadcast(store, rrule="FREQ=DAILY;BYHOUR=23;BYMINUTE=0;BYSECOND=0")
+    engine = make_engine(store, clocks, leaves)
+    clocks.set(SLOT1 + timedelta(hours=1))  # 06:30: the 06:00 rule below would be 30 min late
+    assert await engine.tick() == []
+    changed = replace(record, rrule="FREQ=DAILY;BYHOUR=6;BYMINUTE=0;BYSECOND=0",
+                      updated_at=clocks.now)  # fmt: skip
+    assert await update_broadcast(store, changed)
+    assert await engine.tick() == []
+    assert leaves.alarms == []
+    clocks.set(datetime(2026, 12, 3, 6, 0, tzinfo=LOCAL))
+    [decided] = await engine.tick()
+    assert decided.slot == datetime(2026, 12, 3, 6, 0, tzinfo=LOCAL)
+    assert leaves.alarms == []
+
+
+async def test_a_skipped_date_airs_nothing_that_day_and_misses_nothing(store: Store) -> None:
+    clocks, leaves = Clocks(), Leaves()
+    skipped = SLOT1.astimezone(LOCAL).date()
+    record = await add_broadcast(store)
+    assert await update_broadcast(store, replace(record, skip_dates=(skipped,)))
+    engine = make_engine(store, clocks, leaves)
+    clocks.set(SLOT1 + timedelta(minutes=1))
+    assert await engine.tick() == []
+    clocks.set(SLOT1 + DAY)
+    [decided] = await engine.tick()
+    assert decided.slot == SLOT1 + DAY
+    assert leaves.alarms == []
+    assert (await get_broadcast(store, record.id)) == replace(record, skip_dates=(skipped,))
+
+
+async def test_after_a_clock_set_a_year_ahead_forgetting_the_future_airs_again(
+    store: Store,
+) -> None:
+    clocks, leaves = Clocks(), Leaves()
+    daily = await add_broadcast(store)
+    meeting = await add_broadcast(store, start_at=SLOT1 + timedelta(hours=3), rrule=None)
+    clocks.jump(timedelta(days=365))  # booted with a wrong clock: both decided a year ahead
+    wrong = await make_engine(store, clocks, leaves).tick()
+    assert {r.broadcast_id for r in wrong} == {daily.id, meeting.id}
+    assert (await get_broadcast(store, meeting.id)).status is Status.DONE  # type: ignore[union-attr]
+
+    clocks.set(SLOT1)  # NTP puts it right, but the slots of a year ahead are decided
+    engine = make_engine(store, clocks, leaves)
+    assert await engine.tick() == []
+    forgotten = await forget_the_future(store, clocks.now)
+    assert forgotten.reactivated == (meeting.id,)
+    assert forgotten.deleted == len(wrong)
+    [aired] = await engine.tick()
+    assert (aired.broadcast_id, aired.slot, aired.state) == (daily.id, SLOT1, ExecState.DISPATCHED)
+    clocks.set(SLOT1 + timedelta(hours=3))
+    [later] = await engine.tick()
+    assert (later.broadcast_id, later.state) == (meeting.id, ExecState.DISPATCHED)

@@ -225,7 +225,9 @@ async def test_next_occurrences_and_cancel(
     [
         ({"text": "   ", "targets": {"all": True}}, None),
         ({"text": "a" * 6000, "targets": {"all": True}}, "dài quá"),
-        ({"url": "http://127.0.0.1:1/radio", "targets": {"all": True}}, "tiếp sóng"),
+        ({"url": "http://127.0.0.1:1/radio", "duration_s": 60, "targets": {"all": True}},
+         "tiếp sóng"),
+        ({"url": "http://127.0.0.1:1/radio", "targets": {"all": True}}, None),
         ({"text": "x", "targets": {"all": True}, "lateness_min": 0}, None),
         ({"text": "x", "targets": {"all": True}, "recurrence": {"rrule": "FREQ=MINUTELY"},
           "start_at": "2030-01-01T05:30:00+07:00"}, "mỗi giờ"),

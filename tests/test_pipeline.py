@@ -216,6 +216,19 @@ def test_a_loud_recording_is_lowered_to_the_target(
 
 
 @pytest.mark.parametrize("source", ["quiet", "loud"])
+def test_a_quick_render_for_an_emergency_is_near_the_target_under_the_ceiling(
+    source: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # One encoding, never measured again: the level is a little less exact, the peak not.
+    rendered = render_blocking(
+        request.getfixturevalue(source), MP3, DEFAULT, Chime(before=True), quick=True
+    )
+    measured = meter(written(rendered, tmp_path / "out"))
+    assert measured["I"] == pytest.approx(-16, abs=1.5)
+    assert measured["TP"] <= -1.0
+
+
+@pytest.mark.parametrize("source", ["quiet", "loud"])
 def test_a_non_default_target_is_met(
     source: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -208,3 +208,20 @@ def test_day_30_of_a_long_month_is_accepted_and_short_years_are_skipped() -> Non
 def test_a_start_without_an_offset_is_refused() -> None:
     with pytest.raises(ScheduleError, match="múi giờ"):
         Schedule(datetime(2026, 11, 28, 5, 30))  # noqa: DTZ001 -- the point of the test
+
+
+def test_skipped_dates_are_left_out_of_rrules_and_lunar_dates() -> None:
+    daily = Schedule(
+        at("2026-11-28T05:30:00+07:00"),
+        rrule="FREQ=DAILY",
+        skip=frozenset({date(2026, 11, 29), date(2026, 12, 1)}),
+    )
+    days = [t.astimezone(LOCAL).date() for t in occurrences(daily, NOW, 3)]
+    assert days == [date(2026, 11, 28), date(2026, 11, 30), date(2026, 12, 2)]
+    tet_only_2028 = Schedule(
+        at("2026-11-28T07:00:00+07:00"), lunar=Lunar(day=1, month=1), skip=frozenset({tet(2027)})
+    )
+    assert [t.astimezone(LOCAL).date() for t in occurrences(tet_only_2028, NOW, 2)] == [
+        tet(2028),
+        tet(2029),
+    ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from daemon.config_audio import BroadcastsConfig
 from daemon.schedule.recurrence import LOCAL
 from daemon.schedule.rules import (
     QuietHours,
@@ -17,6 +19,7 @@ from daemon.schedule.rules import (
     held_back,
     queued_start,
 )
+from daemon.service import broadcast_rules_of as rules_of
 
 SUMMER = QuietHours(morning=time(5, 0), evening=time(21, 30), months=frozenset({5, 6, 7, 8}))
 RULES = Rules(quiet=(SUMMER, QuietHours(morning=time(5, 30), evening=time(21, 0))))
@@ -111,3 +114,40 @@ def test_queueing_moves_an_item_after_what_it_collides_with() -> None:
     ]
     assert queued_start(new, existing, gap=timedelta(minutes=1)) == local("2026-12-01 17:23")
     assert queued_start(new, []) == new.start
+
+
+def test_the_configured_seasons_and_volume_profile_become_the_rules() -> None:
+    config = BroadcastsConfig.model_validate(
+        {
+            "quiet_seasons": [{"months": [5, 6, 7, 8], "morning": "05:00", "evening": "21:30"}],
+            "volume_profile": [
+                {"start": "05:30", "max_volume": 70},
+                {"start": "11:00", "max_volume": 50},
+                {"start": "21:00", "max_volume": 30},
+            ],
+        }
+    )
+    rules = rules_of(config)
+    assert held_back(rules, "normal", local("2026-06-01 05:10")) is None  # summer
+    assert held_back(rules, "normal", local("2026-12-01 05:10")) is not None  # winter: 05:30
+    assert capped_volume(rules, 90, local("2026-12-01 06:00")) == 70
+    assert capped_volume(rules, None, local("2026-12-01 12:00")) == 50
+    assert capped_volume(rules, 90, local("2026-12-01 02:00")) == 30  # the evening's step holds
+    off = rules_of(BroadcastsConfig.model_validate({"quiet_morning": None, "quiet_evening": None}))
+    assert held_back(off, "normal", local("2026-12-01 02:00")) is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"quiet_seasons": [{"months": [13], "morning": "05:00", "evening": "21:00"}]}, "12"),
+        ({"quiet_seasons": [{"months": [6], "morning": "22:00", "evening": "21:00"}]}, "before"),
+        ({"volume_profile": [{"start": "05:30", "max_volume": 70},
+                             {"start": "05:30", "max_volume": 50}]}, "same time"),
+        ({"volume_profile": [{"start": "5h", "max_volume": 70}]}, "pattern"),
+        ({"after_preemption": "later"}, "resume"),
+    ],
+)  # fmt: skip
+def test_bad_rules_settings_are_refused(settings: dict[str, object], says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        BroadcastsConfig.model_validate(settings)

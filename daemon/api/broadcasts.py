@@ -4,165 +4,112 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
+from daemon.api.broadcast_models import (
+    BroadcastIn,
+    BroadcastOut,
+    BroadcastPatch,
+    ExecutionOut,
+    broadcast_out,
+    execution_out,
+)
+from daemon.api.broadcast_planning import settle
 from daemon.api.deps import State, audit, require_role
-from daemon.api.speaker_models import CommandOut, TargetsIn
 from daemon.audio.service import AudioInputError
 from daemon.auth import Claims, Role
+from daemon.broadcasts.clock import forget_the_future
 from daemon.broadcasts.dispatch import source_of
+from daemon.broadcasts.relay import RelayError, check_stream
 from daemon.broadcasts.store import (
     BroadcastRecord,
     Kind,
     Status,
     Targets,
-    executions,
     get_broadcast,
     insert_broadcast,
+    latest_fired_at,
     list_broadcasts,
+    recent_executions,
     set_status,
+    update_broadcast,
 )
-from daemon.config_audio import Voice
 from daemon.schedule.lunar import LunarDateError
-from daemon.schedule.recurrence import LOCAL, Lunar, Schedule, ScheduleError, occurrences, validate
-from daemon.speakers.outbox import recent_commands
+from daemon.schedule.recurrence import LOCAL, ScheduleError, occurrences, validate
 from daemon.speakers.service import TargetError
+from daemon.speakers.service import Targets as SpeakerTargets
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 Radio = Annotated[Claims, Depends(require_role(Role.RADIO))]
 Reader = Annotated[Claims, Depends(require_role(Role.RADIO, Role.LEADER))]
+Technician = Annotated[Claims, Depends(require_role(Role.TECHNICIAN))]
 _NOT_FOUND = "Không có chương trình phát này (no such broadcast)"
-
-
-class LunarIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    day: int = Field(ge=1, le=30, description="Lunar day 1-30.")
-    month: int | None = Field(None, ge=1, le=12, description="Lunar month; none: every month.")
-
-
-class RecurrenceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rrule: str | None = Field(None, max_length=500, description="RFC 5545, e.g. FREQ=DAILY")
-    lunar: LunarIn | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> RecurrenceIn:
-        if (self.rrule is None) == (self.lunar is None):
-            raise ValueError("recurrence: give rrule or lunar (lặp theo RRULE hoặc âm lịch)")
-        return self
-
-
-class BroadcastIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    title: str = Field("", max_length=200, description="Name shown in lists and reports.")
-    text: str | None = Field(
-        None, min_length=1, max_length=50_000, description="Announcement to speak."
-    )
-    voice: Voice | None = None
-    media_id: str | None = Field(None, max_length=32, description="A recording of the library.")
-    url: str | None = Field(None, max_length=2000, description="A stream to relay.")
-    targets: TargetsIn
-    priority: Literal["normal", "priority", "emergency"] = "normal"
-    volume: int | None = Field(None, ge=0, le=100)
-    start_at: datetime | None = Field(None, description="ISO 8601 with offset; none: now.")
-    recurrence: RecurrenceIn | None = None
-    lateness_min: int = Field(10, ge=1, le=24 * 60, description="Still air if this late.")
-
-    @model_validator(mode="after")
-    def _content(self) -> BroadcastIn:
-        if sum(x is not None for x in (self.text, self.media_id, self.url)) != 1:
-            raise ValueError("give exactly one of text, media_id, url (nội dung phát)")
-        return self
-
-
-class ExecutionOut(BaseModel):
-    id: int
-    slot: datetime
-    state: str
-    error: str | None
-    summary: dict[str, int] = Field(description="Speakers per delivery state.")
-    speakers: list[CommandOut]
-
-
-class BroadcastOut(BaseModel):
-    id: str
-    title: str
-    kind: str
-    priority: str
-    status: str
-    start_at: datetime
-    rrule: str | None
-    lunar: LunarIn | None
-    created_by: str
-    executions: list[ExecutionOut] = Field(default_factory=list)
-
-
-def _out(record: BroadcastRecord, runs: list[ExecutionOut] | None = None) -> BroadcastOut:
-    lunar = (
-        LunarIn(day=record.lunar_day, month=record.lunar_month)
-        if record.lunar_day is not None
-        else None
-    )
-    return BroadcastOut(
-        id=record.id,
-        title=record.title,
-        kind=record.kind.value,
-        priority=record.priority,
-        status=record.status.value,
-        start_at=record.start_at,
-        rrule=record.rrule,
-        lunar=lunar,
-        created_by=record.created_by,
-        executions=runs or [],
-    )
+_SHOWN_EXECUTIONS = 20
+RELAY_CHECK_S = 10.0
 
 
 def _unprocessable(message: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=message)
 
 
-async def _record(
-    body: BroadcastIn, state: State, claims: Claims, now: datetime
-) -> BroadcastRecord:
+async def next_air(record: BroadcastRecord, now: datetime) -> datetime | None:
+    if record.status is not Status.ACTIVE:
+        return None
+    try:
+        # Walking a schedule is CPU work (a lunar rule computes calendars): off the loop.
+        upcoming = await asyncio.to_thread(occurrences, record.schedule, now, 1)
+    except (ScheduleError, LunarDateError):
+        return None
+    return upcoming[0] if upcoming else None
+
+
+async def _check(state: State, record: BroadcastRecord, now: datetime, *, moved: bool) -> None:
+    """Refuse, in plain words, a broadcast that could not air as asked."""
+    if not moved and await next_air(record, now) is None:
+        raise _unprocessable("Lịch này không còn lần phát nào (no air time left)")
+    try:
+        if moved:  # a new or changed start: it must not be in the past, and must fire
+            await asyncio.to_thread(validate, record.schedule, now)
+        wanted = record.targets
+        state.speakers.resolve(SpeakerTargets(wanted.all, wanted.zones, wanted.speakers))
+    except (ScheduleError, TargetError) as exc:
+        raise _unprocessable(str(exc)) from exc
+    if record.kind is Kind.MEDIA and await state.library.get_item(record.media_id or "") is None:
+        raise _unprocessable("Không có bản ghi này trong thư viện (no such recording)")
+    if record.kind is Kind.TEXT:
+        try:
+            state.audio.normalize(record.text or "")  # too long, or nothing to say: refused now
+        except AudioInputError as exc:
+            raise _unprocessable(str(exc)) from exc
+    if record.kind is Kind.URL:
+        try:
+            await check_stream(record.url or "", timeout_s=RELAY_CHECK_S)
+        except RelayError as exc:
+            raise _unprocessable(str(exc)) from exc
+
+
+def _kind(text: str | None, media_id: str | None) -> Kind:
+    if text is not None:
+        return Kind.TEXT
+    return Kind.MEDIA if media_id is not None else Kind.URL
+
+
+def _new_record(body: BroadcastIn, claims: Claims, now: datetime) -> BroadcastRecord:
     start = body.start_at or now
     recurrence = body.recurrence
     if recurrence is not None:
         start = start.replace(second=0, microsecond=0)  # 05:30, not 05:30:43 every day
     lunar = recurrence.lunar if recurrence else None
-    try:
-        # Walking a schedule is CPU work (a rule may be walked for years): off the loop.
-        await asyncio.to_thread(
-            validate,
-            Schedule(
-                start,
-                rrule=recurrence.rrule if recurrence else None,
-                lunar=Lunar(lunar.day, lunar.month) if lunar else None,
-            ),
-            now,
-        )
-        targets = body.targets.targets()
-        state.speakers.resolve(targets)
-    except (ScheduleError, TargetError) as exc:
-        raise _unprocessable(str(exc)) from exc
-    if body.url is not None:
-        raise _unprocessable("Chưa hỗ trợ phát tiếp sóng (relaying a stream is not supported yet)")
-    if body.media_id is not None and await state.library.get_item(body.media_id) is None:
-        raise _unprocessable("Không có bản ghi này trong thư viện (no such recording)")
-    if body.text is not None:
-        try:
-            state.audio.normalize(body.text)  # too long, or nothing to say: refused now
-        except AudioInputError as exc:
-            raise _unprocessable(str(exc)) from exc
-    kind = Kind.TEXT if body.text is not None else Kind.MEDIA
-    title = body.title or (body.text or "")[:60] or kind.value
+    targets = body.targets.targets()
+    kind = _kind(body.text, body.media_id)
     return BroadcastRecord(
         id=uuid.uuid4().hex,
-        title=title,
+        title=body.title or (body.text or "")[:60] or kind.value,
         kind=kind,
         targets=Targets(targets.all, targets.zones, targets.speakers),
         priority=body.priority,
@@ -178,28 +125,114 @@ async def _record(
         rrule=recurrence.rrule if recurrence else None,
         lunar_day=lunar.day if lunar else None,
         lunar_month=lunar.month if lunar else None,
+        skip_dates=tuple(recurrence.skip_dates) if recurrence else (),
         lateness_s=body.lateness_min * 60,
+        duration_s=body.duration_s,
     )
+
+
+def _changed(record: BroadcastRecord, body: BroadcastPatch, now: datetime) -> BroadcastRecord:
+    given = body.model_fields_set
+    changes: dict[str, object] = {"updated_at": now}
+    if body.text is not None or body.media_id is not None or body.url is not None:
+        changes.update(
+            kind=_kind(body.text, body.media_id),
+            text=body.text,
+            media_id=body.media_id,
+            url=body.url,
+        )
+    for name in ("title", "priority", "voice", "volume", "duration_s"):
+        if name in given:
+            changes[name] = getattr(body, name)
+    if body.targets is not None:
+        targets = body.targets.targets()
+        changes["targets"] = Targets(targets.all, targets.zones, targets.speakers)
+    if body.lateness_min is not None:
+        changes["lateness_s"] = body.lateness_min * 60
+    if body.start_at is not None:
+        changes["start_at"] = body.start_at.astimezone(UTC)
+    if "recurrence" in given:
+        recurrence = body.recurrence
+        lunar = recurrence.lunar if recurrence else None
+        changes.update(
+            rrule=recurrence.rrule if recurrence else None,
+            lunar_day=lunar.day if lunar else None,
+            lunar_month=lunar.month if lunar else None,
+            skip_dates=tuple(recurrence.skip_dates) if recurrence else (),
+        )
+    changed = replace(record, **changes)  # type: ignore[arg-type]
+    if changed.schedule.recurring:
+        changed = replace(changed, start_at=changed.start_at.replace(second=0, microsecond=0))
+    if changed.kind is not Kind.URL and changed.duration_s is not None:
+        raise _unprocessable("Chỉ tiếp sóng mới có thời lượng (only a relay has duration_s)")
+    if changed.kind is Kind.URL and changed.duration_s is None:
+        raise _unprocessable("Tiếp sóng cần thời lượng (a relay needs duration_s)")
+    return changed
 
 
 @router.post("", response_model=BroadcastOut, status_code=201)
 async def create_broadcast(
     body: BroadcastIn, state: State, claims: Radio, request: Request
 ) -> BroadcastOut:
-    """Schedule a broadcast (no start_at: now); 422 in plain words for an impossible one."""
+    """Schedule a broadcast (no start_at: now); 422 in plain words for an impossible one,
+    409 with the conflicts when it overlaps another on the same speakers (`on_conflict`)."""
     now = datetime.now(UTC)
-    record = await _record(body, state, claims, now)
-    await insert_broadcast(state.store, record)
-    state.broadcasts.wake()
+    record = _new_record(body, claims, now)
+    await _check(state, record, now, moved=True)
+    async with state.broadcast_planning:  # two at once would each miss the other's conflict
+        record = await settle(state, request, claims, record, choice=body.on_conflict, now=now)
+        await insert_broadcast(state.store, record)
+    _planned_again(state)
     await audit(state, request, claims, "broadcast.create", record.id, detail=record.title)
-    return _out(record)
+    return broadcast_out(record, await next_air(record, now))
+
+
+@router.patch("/{broadcast_id}", response_model=BroadcastOut)
+async def update(
+    broadcast_id: str, body: BroadcastPatch, state: State, claims: Radio, request: Request
+) -> BroadcastOut:
+    """Change an active broadcast: what is given changes, the rest stays."""
+    now = datetime.now(UTC)
+    record = await _found(state, broadcast_id)
+    if record.status is not Status.ACTIVE:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail="Chương trình đã phát xong hoặc đã hủy, không sửa được (not active)",
+        )
+    changed = _changed(record, body, now)
+    moved = changed.schedule != record.schedule
+    await _check(state, changed, now, moved=moved)
+    async with state.broadcast_planning:
+        changed = await settle(state, request, claims, changed, choice=body.on_conflict, now=now)
+        if not await update_broadcast(state.store, changed):
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="Chương trình vừa kết thúc")
+    _planned_again(state)
+    await audit(state, request, claims, "broadcast.update", record.id, detail=changed.title)
+    return broadcast_out(changed, await next_air(changed, now))
+
+
+def _planned_again(state: State) -> None:
+    state.broadcasts.wake()
+    state.render_ahead.wake()
 
 
 @router.get("", response_model=list[BroadcastOut])
 async def list_all(
-    state: State, _: Reader, status_: Annotated[Status | None, Query(alias="status")] = None
+    state: State,
+    _: Reader,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    priority: Annotated[str | None, Query(pattern="^(normal|priority|emergency)$")] = None,
+    kind: Annotated[Kind | None, Query()] = None,
 ) -> list[BroadcastOut]:
-    return [_out(record) for record in await list_broadcasts(state.store, status_)]
+    """Broadcasts, newest first, with their next air time; filtered if asked."""
+    now = datetime.now(UTC)
+    records = [
+        record
+        for record in await list_broadcasts(state.store, status_)
+        if (priority is None or record.priority == priority)
+        and (kind is None or record.kind is kind)
+    ]
+    return [broadcast_out(record, await next_air(record, now)) for record in records]
 
 
 async def _found(state: State, broadcast_id: str) -> BroadcastRecord:
@@ -209,25 +242,40 @@ async def _found(state: State, broadcast_id: str) -> BroadcastRecord:
     return record
 
 
+async def _runs(
+    state: State, record: BroadcastRecord, limit: int, before: int | None = None
+) -> list[ExecutionOut]:
+    runs = await recent_executions(state.store, record.id, limit=limit, before=before)
+    if not runs:
+        return []
+    # The dispatcher's view: progress not yet saved is taken from memory.
+    commands = await state.speakers.dispatcher.recent(source=source_of(record.id), limit=100_000)
+    return [execution_out(run, commands) for run in runs]
+
+
+async def view(state: State, broadcast_id: str) -> BroadcastOut:
+    """The broadcast with its latest executions and each speaker's delivery (also for SSE)."""
+    record = await _found(state, broadcast_id)
+    runs = await _runs(state, record, _SHOWN_EXECUTIONS)
+    return broadcast_out(record, await next_air(record, datetime.now(UTC)), runs)
+
+
 @router.get("/{broadcast_id}", response_model=BroadcastOut)
 async def get_one(broadcast_id: str, state: State, _: Reader) -> BroadcastOut:
-    """The broadcast, each execution, and each speaker's delivery state."""
-    record = await _found(state, broadcast_id)
-    commands = await recent_commands(state.store, source=source_of(record.id), limit=100_000)
-    runs = []
-    for run in await executions(state.store, record.id):
-        mine = [c for c in commands if c.item_id == str(run.id)]
-        runs.append(
-            ExecutionOut(
-                id=run.id,
-                slot=run.slot,
-                state=run.state.value,
-                error=run.error,
-                summary=dict(Counter(c.state.value for c in mine)),
-                speakers=[CommandOut.of(c) for c in sorted(mine, key=lambda c: c.speaker_id)],
-            )
-        )
-    return _out(record, runs)
+    """The broadcast, its latest 20 executions, and each speaker's delivery state."""
+    return await view(state, broadcast_id)
+
+
+@router.get("/{broadcast_id}/executions", response_model=list[ExecutionOut])
+async def list_executions(
+    broadcast_id: str,
+    state: State,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="Older than this execution id.")] = None,
+) -> list[ExecutionOut]:
+    """Executions, newest first; page with `before` = the last id seen."""
+    return await _runs(state, await _found(state, broadcast_id), limit, before)
 
 
 @router.get("/{broadcast_id}/next", response_model=list[str])
@@ -252,5 +300,41 @@ async def cancel(broadcast_id: str, state: State, claims: Radio, request: Reques
     record = await _found(state, broadcast_id)
     await set_status(state.store, record.id, Status.CANCELLED, datetime.now(UTC))
     state.broadcasts.wake()
+    state.relays.wake()  # a relay on air now is stopped at once
     await audit(state, request, claims, "broadcast.cancel", record.id, detail=record.title)
-    return _out(await _found(state, broadcast_id))
+    return await view(state, broadcast_id)
+
+
+class ClockResetOut(BaseModel):
+    deleted: int = Field(description="Executions of slots that have not come yet, forgotten.")
+    brought_back: int = Field(description="Past slots whose send time was in the future.")
+    reactivated: list[str] = Field(description="One-off broadcasts active again.")
+
+
+@router.post("/clock-reset", response_model=ClockResetOut)
+async def clock_reset(state: State, claims: Technician, request: Request) -> ClockResetOut:
+    """After the server's clock was set ahead and corrected: forget what was decided in the
+    future, so scheduled broadcasts air again (see daemon/broadcasts/clock.py)."""
+    now = datetime.now(UTC)
+    latest = await latest_fired_at(state.store)
+    if latest is None or latest <= now:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail="Đồng hồ không chậm hơn lần phát gần nhất: không có gì để sửa "
+            "(the clock is not behind the last execution)",
+        )
+    forgotten = await forget_the_future(state.store, now)
+    state.broadcasts.wake()
+    await audit(
+        state,
+        request,
+        claims,
+        "broadcast.clock_reset",
+        "clock",
+        detail=f"{forgotten.deleted} forgotten, {forgotten.brought_back} brought back",
+    )
+    return ClockResetOut(
+        deleted=forgotten.deleted,
+        brought_back=forgotten.brought_back,
+        reactivated=list(forgotten.reactivated),
+    )

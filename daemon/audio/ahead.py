@@ -10,7 +10,6 @@ broadcast scheduler) say what airs when; this loop does not know about broadcast
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from daemon.aio import wait_first
 from daemon.audio.service import AudioInputError, AudioService, AudioUnavailableError, Spoken
 from daemon.supervisor import LoacamError
 
@@ -63,6 +63,11 @@ class RenderAhead:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _sources: list[JobSource] = field(default_factory=list)
     _status: dict[str, JobStatus] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        """Look at the sources now (something was scheduled or changed)."""
+        self._wake.set()
 
     def add_source(self, source: JobSource) -> None:
         """`source(now, until)` lists the speech airing between the two."""
@@ -114,10 +119,10 @@ class RenderAhead:
         try:
             await self.audio.sweep_temporary()
             while not stop.is_set():
+                self._wake.clear()  # a wake() during the tick looks again at once
                 await self.tick()
                 await self.audio.trim_cache()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), TICK_S)
+                await wait_first(stop, self._wake, within_s=TICK_S)
         except SQLAlchemyError as exc:
             # A locked or full database: the supervisor restarts this loop, nothing else.
             raise AudioStoreError(f"audio: database error: {exc}") from exc

@@ -305,8 +305,9 @@ class AudioService:
         """The pipeline on one file. AudioDecodeError passes through (the caller words it)."""
         try:
             if not queue:
-                # An emergency: no queue, and the loop's own threads, not the render pool.
-                return await self._render(source, duration_s, None)
+                # An emergency: no queue, the loop's own threads, not the render pool, and
+                # one encoding (audio.pipeline's quick): on air sooner, a little less level.
+                return await self._render(source, duration_s, None, quick=True)
             async with self._slots:
                 return await self._render(source, duration_s, self._threads)
         except AudioDecodeError:
@@ -315,7 +316,12 @@ class AudioService:
             raise AudioUnavailableError(f"Không xử lý được âm thanh ({exc})") from exc
 
     async def _render(
-        self, source: Path, duration_s: float, threads: ThreadPoolExecutor | None
+        self,
+        source: Path,
+        duration_s: float,
+        threads: ThreadPoolExecutor | None,
+        *,
+        quick: bool = False,
     ) -> Rendered:
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
@@ -328,6 +334,7 @@ class AudioService:
                 self.chime,
                 render_timeout_s(duration_s),
                 cancel=cancel,
+                quick=quick,
             ),
         )
         try:

@@ -1,9 +1,10 @@
 """From a decided slot to speaker commands: audio, rules, targets, the outbox.
 
 The engine decides that a slot airs; this turns it into one `play` command per
-speaker (through the speaker outbox, so delivery is tracked per speaker). Every
-failure becomes DispatchError, whose message (Vietnamese first) is stored with the
-execution.
+speaker (through the speaker outbox, so delivery is tracked per speaker). A relay's
+stream is checked first, then passed to the speakers as a live play until its end
+(daemon.broadcasts.relay). Every failure becomes DispatchError, whose message
+(Vietnamese first) is stored with the execution.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from daemon.audio.library import Library
 from daemon.audio.service import AudioInputError, AudioService, AudioUnavailableError
-from daemon.broadcasts.engine import DispatchError
+from daemon.broadcasts.engine import DispatchError, local_text
+from daemon.broadcasts.relay import RelayError, check_stream, relay_end
 from daemon.broadcasts.store import BroadcastRecord, ExecutionRecord, Kind
 from daemon.schedule.rules import Rules, capped_volume, held_back
-from daemon.speakers.alarms import raise_alarm
+from daemon.speakers.alarms import clear_alarm, raise_alarm
 from daemon.speakers.dispatcher import DispatcherNotReadyError
+from daemon.speakers.outbox import CommandRecord
 from daemon.speakers.service import SpeakerService, TargetError, Targets
 from daemon.store import Store
 from drivers.speaker.model import Priority
@@ -56,16 +59,23 @@ class BroadcastDispatch:
             speaker_ids = self.speakers.resolve(
                 Targets(broadcast.targets.all, broadcast.targets.zones, broadcast.targets.speakers)
             )
-            media = await self._media(broadcast)
-            records = await self.speakers.play(
-                speaker_ids,
-                media,
-                source=source_of(broadcast.id),
-                priority=PRIORITY[broadcast.priority],
-                volume=capped_volume(self.rules, broadcast.volume, airs_at),
-                item_id=str(execution.id),
+            volume = (
+                broadcast.volume
+                if broadcast.priority == "emergency"
+                else capped_volume(self.rules, broadcast.volume, airs_at)
             )
-        except (TargetError, AudioInputError, AudioUnavailableError) as exc:
+            if broadcast.kind is Kind.URL:
+                records = await self._relay(broadcast, execution, speaker_ids, volume)
+            else:
+                records = await self.speakers.play(
+                    speaker_ids,
+                    await self._media(broadcast),
+                    source=source_of(broadcast.id),
+                    priority=PRIORITY[broadcast.priority],
+                    volume=volume,
+                    item_id=str(execution.id),
+                )
+        except (TargetError, AudioInputError, AudioUnavailableError, RelayError) as exc:
             raise DispatchError(str(exc)) from exc
         except DispatcherNotReadyError as exc:
             raise DispatchError(f"Chưa gửi được lệnh tới loa ({exc})") from exc
@@ -75,6 +85,35 @@ class BroadcastDispatch:
             raise DispatchError(f"Lỗi lưu tệp âm thanh (storage error: {exc})") from exc
         log.info(
             "broadcast %s: slot %s sent to %d speakers", broadcast.id, execution.slot, len(records)
+        )
+
+    async def _relay(
+        self,
+        broadcast: BroadcastRecord,
+        execution: ExecutionRecord,
+        speaker_ids: list[str],
+        volume: int | None,
+    ) -> list[CommandRecord]:
+        if broadcast.url is None or broadcast.duration_s is None:
+            raise DispatchError(
+                "Tiếp sóng thiếu địa chỉ hoặc thời lượng (a relay needs a url and duration_s)"
+            )
+        ends_at = relay_end(broadcast, execution)
+        # Checked at air time, not only at creation: a station is off air at times.
+        await check_stream(broadcast.url)
+        if ends_at <= datetime.now(UTC):
+            raise DispatchError(
+                f"Đã quá giờ kết thúc tiếp sóng lúc {local_text(ends_at)} "
+                "(the relay's end has passed)"
+            )
+        return await self.speakers.play_stream(
+            speaker_ids,
+            broadcast.url,
+            ends_at=ends_at,
+            source=source_of(broadcast.id),
+            item_id=str(execution.id),
+            priority=PRIORITY[broadcast.priority],
+            volume=volume,
         )
 
     async def _media(self, broadcast: BroadcastRecord) -> str:
@@ -88,14 +127,20 @@ class BroadcastDispatch:
             if item is None:
                 raise DispatchError("Bản ghi đã bị xóa khỏi thư viện (the recording was deleted)")
             return item.file
-        raise DispatchError("Chưa hỗ trợ phát tiếp sóng (relaying a stream is not supported yet)")
+        raise DispatchError("Bản tin không có nội dung để phát (the broadcast has no content)")
 
 
 @dataclass
 class BroadcastAlarms:
     store: Store
 
-    async def __call__(self, kind: str, message: str) -> None:
+    async def __call__(
+        self, kind: str, message: str, *, subject: str = "broadcasts", active: bool = True
+    ) -> None:
         now = datetime.now(UTC)
+        if not active:
+            log.info("broadcast alarm %s cleared: %s", kind, message)
+            await clear_alarm(self.store, kind, subject, at=now, message=message)
+            return
         log.warning("broadcast alarm %s: %s", kind, message)
-        await raise_alarm(self.store, kind, "broadcasts", since=now, at=now, message=message)
+        await raise_alarm(self.store, kind, subject, since=now, at=now, message=message)

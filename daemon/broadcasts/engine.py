@@ -22,9 +22,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from daemon.aio import wait_first
 from daemon.broadcasts.store import (
     BroadcastRecord,
     ExecState,
@@ -61,7 +63,14 @@ STALE_PENDING = timedelta(minutes=15)
 _INTERRUPTED = "Bị gián đoạn khi đang gửi tới loa (interrupted while being sent)"
 
 Dispatch = Callable[[BroadcastRecord, ExecutionRecord], Awaitable[None]]
-Alarm = Callable[[str, str], Awaitable[None]]
+
+
+class Alarm(Protocol):
+    """Raises (or, `active=False`, clears) an alarm of `kind` about `subject`."""
+
+    async def __call__(
+        self, kind: str, message: str, *, subject: str = "broadcasts", active: bool = True
+    ) -> None: ...
 
 
 class DispatchError(Exception):
@@ -143,6 +152,17 @@ class Engine:
         self._behind = False
         self._broken: set[str] = set()  # broadcasts whose schedule was reported unreadable
         self._wake = asyncio.Event()
+        self._listeners: list[Callable[[str], None]] = []
+        self.stopped = asyncio.Event()  # set when run() ends (live views close then)
+
+    def listen(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(broadcast_id)` when one of its executions changes; the unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _tell(self, broadcast_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(broadcast_id)
 
     def wake(self) -> None:
         """Plan again now (a broadcast was added or changed)."""
@@ -192,28 +212,26 @@ class Engine:
         return max(delay, 0.0)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._wake.clear()  # a wake() during the tick re-plans at once
-            try:
-                await self.tick()
-                delay = await self.plan()
-            except SQLAlchemyError as exc:
-                log.warning(
-                    "broadcast engine: store unavailable, retrying in %s s: %s",
-                    self._max_sleep_s,
-                    exc,
-                )
-                delay = self._max_sleep_s
-            await self._sleep(stop, delay)
+        self.stopped.clear()
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # a wake() during the tick re-plans at once
+                try:
+                    await self.tick()
+                    delay = await self.plan()
+                except SQLAlchemyError as exc:
+                    log.warning(
+                        "broadcast engine: store unavailable, retrying in %s s: %s",
+                        self._max_sleep_s,
+                        exc,
+                    )
+                    delay = self._max_sleep_s
+                await self._sleep(stop, delay)
+        finally:
+            self.stopped.set()
 
     async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await wait_first(stop, self._wake, within_s=delay)
 
     async def _check_jump(self, now: datetime, mono: float) -> None:
         previous, self._last_tick = self._last_tick, (now, mono)
@@ -230,6 +248,7 @@ class Engine:
             "clock_jump",
             f"Đồng hồ máy chủ vừa nhảy {direction} {abs(jump):.0f} giây, "
             f"giờ hiện tại {local_text(now)} (clock jumped {jump:+.0f} s)",
+            subject="clock",
         )
 
     async def _clock_behind(self, now: datetime) -> bool:
@@ -238,6 +257,13 @@ class Engine:
             if self._behind:
                 log.info("broadcast engine: clock is past the last execution again, firing")
                 self._behind = False
+                await self._alarm(
+                    "clock_behind",
+                    "Đồng hồ máy chủ đã qua lần phát gần nhất, phát theo lịch trở lại "
+                    "(clock is past the last execution again)",
+                    subject="clock",
+                    active=False,
+                )
             return False
         if not self._behind:
             self._behind = True
@@ -251,15 +277,19 @@ class Engine:
                 f"Đồng hồ máy chủ ({local_text(now)}) chậm hơn lần phát gần nhất "
                 f"({local_text(latest)}): tạm dừng phát theo lịch cho đến khi đồng hồ đúng "
                 "(server clock is behind the last execution)",
+                subject="clock",
             )
         return True
 
     async def _tick_broadcast(
         self, broadcast: BroadcastRecord, now: datetime
     ) -> list[ExecutionRecord]:
-        after = await last_slot(self._store, broadcast.id)
-        if after is None:
-            after = broadcast.created_at - NEW_BROADCAST_GRACE
+        # Slots count from the latest decided one, and never from before the broadcast
+        # was last written: a changed rule does not raise alarms for slots it never had.
+        after = broadcast.updated_at - NEW_BROADCAST_GRACE
+        decided_last = await last_slot(self._store, broadcast.id)
+        if decided_last is not None:
+            after = max(after, decided_last)
         try:
             backlog = due_slots(broadcast.schedule, after, now, self._bound)
             over = not backlog.slots or not occurrences(broadcast.schedule, backlog.slots[-1], 1)
@@ -299,10 +329,16 @@ class Engine:
             for slot in missed
             if (record := await claim(self._store, broadcast.id, slot, ExecState.MISSED, now))
         ]
+        if claimed:
+            self._tell(broadcast.id)
         aired = await self._air(broadcast, to_air, now) if to_air is not None else None
         for record in claimed:
             log.warning("broadcast %s: slot %s missed", broadcast.id, record.slot)
-            await self._alarm("broadcast_missed", missed_message(broadcast, record.slot, now))
+            await self._alarm(
+                "broadcast_missed",
+                missed_message(broadcast, record.slot, now),
+                subject=broadcast.id,
+            )
         return claimed + ([aired] if aired is not None else [])
 
     async def _air(
@@ -312,12 +348,15 @@ class Engine:
         if record is None:
             log.info("broadcast %s: slot %s already decided elsewhere", broadcast.id, slot)
             return None
+        self._tell(broadcast.id)
         try:
             await self._dispatch(broadcast, record)
         except DispatchError as exc:
             log.warning("broadcast %s: slot %s failed: %s", broadcast.id, slot, exc)
             await finish_execution(self._store, record.id, ExecState.FAILED, str(exc))
+            self._tell(broadcast.id)
             return replace(record, state=ExecState.FAILED, error=str(exc))
         await finish_execution(self._store, record.id, ExecState.DISPATCHED)
+        self._tell(broadcast.id)
         log.info("broadcast %s: slot %s dispatched (%s late)", broadcast.id, slot, now - slot)
         return replace(record, state=ExecState.DISPATCHED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -88,12 +88,16 @@ class BroadcastRecord:
     lunar_day: int | None = None
     lunar_month: int | None = None
     lateness_s: int = DEFAULT_LATENESS_S
+    duration_s: int | None = None  # a relayed stream's length: it is stopped after this
+    skip_dates: tuple[date, ...] = ()  # Vietnam dates a recurring broadcast does not air
     status: Status = Status.ACTIVE
 
     @property
     def schedule(self) -> Schedule:
         lunar = Lunar(self.lunar_day, self.lunar_month) if self.lunar_day is not None else None
-        return Schedule(self.start_at, rrule=self.rrule, lunar=lunar)
+        return Schedule(
+            self.start_at, rrule=self.rrule, lunar=lunar, skip=frozenset(self.skip_dates)
+        )
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class ExecutionRecord:
     created_at: datetime
     fired_at: datetime | None = None  # when it was handed to dispatch; None if never
     error: str | None = None
+    stopped_at: datetime | None = None  # a relay: when its end was sent to the speakers
 
 
 def _to_db(value: datetime) -> datetime:
@@ -141,6 +146,10 @@ def _broadcast_row(record: BroadcastRecord) -> dict[str, object]:
         "lunar_day": record.lunar_day,
         "lunar_month": record.lunar_month,
         "lateness_s": record.lateness_s,
+        "duration_s": record.duration_s,
+        "skip_dates": json.dumps([day.isoformat() for day in record.skip_dates])
+        if record.skip_dates
+        else None,
         "status": record.status.value,
         "created_by": record.created_by,
         "created_at": _to_db(record.created_at),
@@ -165,6 +174,8 @@ def _broadcast(row: sa.RowMapping) -> BroadcastRecord:
         lunar_day=row["lunar_day"],
         lunar_month=row["lunar_month"],
         lateness_s=row["lateness_s"],
+        duration_s=row["duration_s"],
+        skip_dates=tuple(date.fromisoformat(day) for day in json.loads(row["skip_dates"] or "[]")),
         status=Status(row["status"]),
         created_by=row["created_by"],
         created_at=_utc(row["created_at"]),
@@ -181,6 +192,7 @@ def _execution(row: sa.RowMapping) -> ExecutionRecord:
         fired_at=_utc_or_none(row["fired_at"]),
         error=row["error"],
         created_at=_utc(row["created_at"]),
+        stopped_at=_utc_or_none(row["stopped_at"]),
     )
 
 
@@ -291,6 +303,32 @@ async def executions(store: Store, broadcast_id: str) -> list[ExecutionRecord]:
     return [_execution(row) for row in rows]
 
 
+async def recent_executions(
+    store: Store, broadcast_id: str, *, limit: int, before: int | None = None
+) -> list[ExecutionRecord]:
+    """A broadcast's executions, newest first, `limit` of them (older than id `before`)."""
+    query = sa.select(_executions).where(_executions.c.broadcast_id == broadcast_id)
+    if before is not None:
+        query = query.where(_executions.c.id < before)
+    query = query.order_by(_executions.c.id.desc()).limit(limit)
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_execution(row) for row in rows]
+
+
+async def update_broadcast(store: Store, record: BroadcastRecord) -> bool:
+    """Write every field of an active broadcast; False if it is no longer active."""
+    values = _broadcast_row(record)
+    del values["id"], values["created_by"], values["created_at"]
+    statement = (
+        sa.update(_broadcasts)
+        .where(_broadcasts.c.id == record.id, _broadcasts.c.status == Status.ACTIVE.value)
+        .values(values)
+    )
+    async with store.engine.begin() as conn:
+        return (await conn.execute(statement)).rowcount == 1
+
+
 async def list_broadcasts(store: Store, status: Status | None = None) -> list[BroadcastRecord]:
     """Broadcasts, newest first; only those with `status` if given."""
     query = sa.select(_broadcasts).order_by(_broadcasts.c.created_at.desc())
@@ -334,3 +372,46 @@ async def executions_between(
             broadcast = _broadcast({c.name: row[c] for c in _broadcasts.c})  # type: ignore[arg-type]
             pairs.append((execution, broadcast))
     return pairs
+
+
+async def unstopped_relays(store: Store) -> list[tuple[ExecutionRecord, BroadcastRecord]]:
+    """Relays being aired or handed to the speakers (PENDING or DISPATCHED) whose end has
+    not been sent yet, with their broadcast, in slot order."""
+    query = (
+        sa.select(_executions, _broadcasts)
+        .join(_broadcasts, _broadcasts.c.id == _executions.c.broadcast_id)
+        .where(
+            _broadcasts.c.kind == Kind.URL.value,
+            _executions.c.stopped_at.is_(None),
+            _executions.c.state.in_([ExecState.PENDING.value, ExecState.DISPATCHED.value]),
+        )
+        .order_by(_executions.c.slot, _executions.c.id)
+    )
+    pairs = []
+    async with store.engine.connect() as conn:
+        for row in (await conn.execute(query)).mappings():
+            execution = _execution({c.name: row[c] for c in _executions.c})  # type: ignore[arg-type]
+            broadcast = _broadcast({c.name: row[c] for c in _broadcasts.c})  # type: ignore[arg-type]
+            pairs.append((execution, broadcast))
+    return pairs
+
+
+async def mark_stopped(store: Store, execution_id: int, at: datetime) -> bool:
+    """Claim a relay's end before sending it (as `claim` does a slot's air): False if
+    it was claimed already, by this daemon before a restart or by another."""
+    statement = (
+        sa.update(_executions)
+        .where(_executions.c.id == execution_id, _executions.c.stopped_at.is_(None))
+        .values(stopped_at=_to_db(at))
+    )
+    async with store.engine.begin() as conn:
+        return (await conn.execute(statement)).rowcount == 1
+
+
+async def release_stopped(store: Store, execution_id: int) -> None:
+    """Undo `mark_stopped`: the stop could not be sent, it is to be tried again."""
+    statement = (
+        sa.update(_executions).where(_executions.c.id == execution_id).values(stopped_at=None)
+    )
+    async with store.engine.begin() as conn:
+        await conn.execute(statement)

@@ -43,6 +43,7 @@ class Schedule:
     start_at: datetime  # aware; the first air time, and the time of day of lunar dates
     rrule: str | None = None
     lunar: Lunar | None = None
+    skip: frozenset[date] = frozenset()  # Vietnam dates with no air time (exceptions)
 
     def __post_init__(self) -> None:
         if self.start_at.tzinfo is None:
@@ -87,7 +88,9 @@ def _lunar_days(lunar: Lunar, start_year: int) -> Iterator[date]:
 def occurrences(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
     """The next `count` air times strictly after `after`, in UTC (fewer if it ends)."""
     if schedule.rrule is not None:
-        times: Iterator[datetime] = _rule(schedule).xafter(after.astimezone(LOCAL), count=count)
+        # Skipped dates drop some of what is asked for: ask for that many more.
+        wanted = count + len(schedule.skip)
+        times: Iterator[datetime] = _rule(schedule).xafter(after.astimezone(LOCAL), count=wanted)
     elif schedule.lunar is not None:
         local = schedule.start_at.astimezone(LOCAL)
         first = max(after.astimezone(LOCAL).date(), local.date())
@@ -96,6 +99,8 @@ def occurrences(schedule: Schedule, after: datetime, count: int) -> list[datetim
         times = (t for t in moments if t > after and t >= schedule.start_at)
     else:
         times = iter([schedule.start_at] if schedule.start_at > after else [])
+    if schedule.skip:
+        times = (t for t in times if t.astimezone(LOCAL).date() not in schedule.skip)
     return [t.astimezone(UTC) for t in islice(times, count)]
 
 

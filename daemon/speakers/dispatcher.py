@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +74,10 @@ class CommandRequest:
     priority: Priority = Priority.NORMAL
     volume: int | None = None
     expires_in_s: float | None = None
+    # A relayed stream (a live `play`): the station's URL, passed on as it is, and its
+    # end; the command expires at the end at the latest.
+    stream_url: str | None = None
+    ends_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,24 @@ class Dispatcher:
         self._sending: set[str] = set()
         self._loaded = asyncio.Event()
         self._limit = asyncio.Semaphore(MAX_PARALLEL_SENDS)
+        self._listeners: list[Callable[[CommandRecord], None]] = []
         link.on_connect(self.resend_pending)
+
+    def listen(self, listener: Callable[[CommandRecord], None]) -> Callable[[], None]:
+        """Call `listener` with each command written or changed; returns the unsubscribe.
+
+        Listeners run on the event loop inside the dispatcher: they must be quick and never
+        raise (set an event, append to a queue).
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _tell(self, record: CommandRecord) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(record)
+            except Exception:  # a broken listener never stops the speakers
+                log.exception("speakers: a command listener failed")
 
     # -- submitting -------------------------------------------------------------
 
@@ -133,6 +154,9 @@ class Dispatcher:
             ) from None
         now = datetime.now(UTC)
         expiry = timedelta(seconds=request.expires_in_s) if request.expires_in_s else self._expiry
+        expires_at = now + expiry
+        if request.ends_at is not None:
+            expires_at = min(expires_at, request.ends_at)  # never taken after its end
         records = []
         for speaker_id in speaker_ids:
             route = self._route(speaker_id)
@@ -149,16 +173,20 @@ class Dispatcher:
                 priority=request.priority,
                 volume=request.volume,
                 issued_at=now,
-                expires_at=now + expiry,
+                expires_at=expires_at,
                 updated_at=now,
+                stream_url=request.stream_url,
+                ends_at=request.ends_at,
             )
-            if request.op not in self._drivers[route.driver].operations:
+            driver = self._drivers[route.driver]
+            if request.op not in driver.operations or (record.live and not driver.plays_streams):
                 record.advance(DeliveryState.FAILED, now, "unsupported")
             records.append(record)
         await insert_commands(self._store, records)
         for record in records:
             if not record.state.terminal:
                 self._live[record.cmd_id] = record
+            self._tell(record)
         sends: list[asyncio.Future[None]] = []
         for start in range(0, len(records), SEND_CHUNK):
             sends += [
@@ -243,7 +271,9 @@ class Dispatcher:
 
     async def _command(self, record: CommandRecord, driver: SpeakerDriver) -> Command:
         url = wav = None
-        if record.media is not None and record.op in {Op.PLAY, Op.PREFETCH}:
+        if record.stream_url is not None and record.op is Op.PLAY:
+            url = record.stream_url  # the station's own: not signed, not fetched by loacam
+        elif record.media is not None and record.op in {Op.PLAY, Op.PREFETCH}:
             if driver.wants_wav:
                 wav = (await self._media.wav(record.media)).wav
             else:
@@ -259,6 +289,8 @@ class Dispatcher:
             volume=record.volume,
             item_id=record.item_id,
             wav=wav,
+            live=record.live,
+            ends_at=record.ends_at,
         )
 
     # -- what speakers answer ---------------------------------------------------
@@ -310,6 +342,10 @@ class Dispatcher:
             self._store, speaker_id=speaker_id, source=source, limit=limit
         )
         return [self._live.get(record.cmd_id, record) for record in stored]
+
+    def latest(self, records: Iterable[CommandRecord]) -> list[CommandRecord]:
+        """These stored commands, with the progress not saved yet taken from memory."""
+        return [self._live.get(record.cmd_id, record) for record in records]
 
     def counts(self) -> dict[DeliveryState, int]:
         counts = dict.fromkeys(DeliveryState, 0)
@@ -393,6 +429,7 @@ class Dispatcher:
     def _mark_dirty(self, record: CommandRecord) -> None:
         self._dirty[record.cmd_id] = record
         self._wake.set()
+        self._tell(record)
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event, within_s: float) -> None:

@@ -72,6 +72,14 @@ class CommandRecord:
     finished_at: datetime | None = None
     duration_s: float | None = None
     updated_at: datetime | None = None
+    # A relayed stream: the station's URL, passed to the speaker as it is (`media` is
+    # then None), and when the speaker must stop playing it.
+    stream_url: str | None = None
+    ends_at: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.stream_url is not None
 
     def advance(self, state: DeliveryState, at: datetime, error: str | None = None) -> bool:
         """Move to `state` if that is progress; True if anything changed."""
@@ -120,6 +128,8 @@ def _row(record: CommandRecord) -> dict[str, object]:
         "volume": record.volume,
         "issued_at": record.issued_at,
         "expires_at": record.expires_at,
+        "stream_url": record.stream_url,
+        "ends_at": record.ends_at,
     } | {name: getattr(record, name) for name in _MUTABLE}
 
 
@@ -152,6 +162,8 @@ def _record(row: sa.RowMapping) -> CommandRecord:
         finished_at=_utc(row["finished_at"]),
         duration_s=row["duration_s"],
         updated_at=_utc(row["updated_at"]),
+        stream_url=row["stream_url"],
+        ends_at=_utc(row["ends_at"]),
     )
 
 
@@ -200,6 +212,19 @@ async def recent_commands(
     query = query.order_by(
         speaker_commands.c.issued_at.desc(), speaker_commands.c.speaker_id
     ).limit(limit)
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_record(row) for row in rows]
+
+
+async def item_commands(store: Store, source: str, item_id: str) -> list[CommandRecord]:
+    """Every command of one item (e.g. a broadcast's air time), through the (source,
+    item_id) index."""
+    query = (
+        sa.select(speaker_commands)
+        .where(speaker_commands.c.source == source, speaker_commands.c.item_id == item_id)
+        .order_by(speaker_commands.c.issued_at, speaker_commands.c.speaker_id)
+    )
     async with store.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [_record(row) for row in rows]

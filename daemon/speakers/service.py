@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -234,6 +235,30 @@ class SpeakerService:
         )
         return await self.dispatcher.submit(speaker_ids, request)
 
+    async def play_stream(
+        self,
+        speaker_ids: Sequence[str],
+        url: str,
+        *,
+        ends_at: datetime,
+        source: str,
+        item_id: str,
+        priority: Priority = Priority.NORMAL,
+        volume: int | None = None,
+    ) -> list[CommandRecord]:
+        """A live `play` of a relayed stream until `ends_at`; speakers that cannot play
+        streams fail at once as `unsupported`."""
+        request = CommandRequest(
+            Op.PLAY,
+            source=source,
+            item_id=item_id,
+            priority=priority,
+            volume=volume,
+            stream_url=url,
+            ends_at=ends_at,
+        )
+        return await self.dispatcher.submit(speaker_ids, request)
+
     async def test_tone(
         self,
         speaker_ids: Sequence[str],
@@ -251,9 +276,16 @@ class SpeakerService:
         )
 
     async def command(
-        self, speaker_ids: Sequence[str], op: Op, *, source: str, volume: int | None = None
+        self,
+        speaker_ids: Sequence[str],
+        op: Op,
+        *,
+        source: str,
+        volume: int | None = None,
+        item_id: str | None = None,
     ) -> list[CommandRecord]:
-        """`set_volume`, `stop`, `ping` or `reboot` on these speakers."""
+        """`set_volume`, `stop`, `ping` or `reboot` on these speakers (a `stop` with an
+        `item_id` stops only that item)."""
         return await self.dispatcher.submit(
-            speaker_ids, CommandRequest(op, source=source, volume=volume)
+            speaker_ids, CommandRequest(op, source=source, volume=volume, item_id=item_id)
         )

@@ -78,6 +78,10 @@ speaker_commands = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # A relay: the station's own URL (played as it is, never downloaded by loacam) and
+    # when the speaker must stop it.
+    sa.Column("stream_url", sa.Text, nullable=True),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 # Zones (villages) named through the API; zones named only in the YAML are not stored.
@@ -179,6 +183,8 @@ broadcasts = sa.Table(
     sa.Column("lunar_day", sa.Integer, nullable=True),
     sa.Column("lunar_month", sa.Integer, nullable=True),
     sa.Column("lateness_s", sa.Integer, nullable=False, server_default="600"),
+    sa.Column("duration_s", sa.Integer, nullable=True),  # a relay's length (it must end)
+    sa.Column("skip_dates", sa.Text, nullable=True),  # JSON list of local dates not aired
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("created_by", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -199,6 +205,7 @@ executions = sa.Table(
     sa.Column("fired_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),  # a relay's end sent
     sa.UniqueConstraint("broadcast_id", "slot", name="uq_executions_broadcast_slot"),
 )
 

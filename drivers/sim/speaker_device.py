@@ -307,7 +307,12 @@ class SimulatedSpeaker:
         await self._execute(command, reply)
 
     async def _execute(self, command: Command, reply: Reply) -> None:
-        if command.op in {"play", "prefetch"} and not self._plays_codec(command.url):
+        if command.live and not self.spec.streams:
+            log.info("%s: cmd %s refused: no stream capability", self.spec.id, command.cmd_id)
+            self._ack(command.cmd_id, "unsupported", reply)
+        elif command.live:
+            await self._play(command, reply)  # a stream's URL names no format: decoding tells
+        elif command.op in {"play", "prefetch"} and not self._plays_codec(command.url):
             log.info("%s: cmd %s refused: codec of %s", self.spec.id, command.cmd_id, command.url)
             self._ack(command.cmd_id, "codec", reply)
         elif command.op == "play":

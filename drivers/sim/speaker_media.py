@@ -2,7 +2,8 @@
 
 One `MediaLibrary` serves a whole fleet: one HTTP connection pool, and one duration per
 distinct file (by SHA-256 of its bytes), so a thousand speakers sent the same announcement
-decode it once.
+decode it once. A relayed stream is different: each speaker tunes in itself, with an
+ffmpeg of its own decoding it in real time, as a device would.
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ import asyncio
 import hashlib
 import io
 import logging
+from collections.abc import Callable
 
 import aiohttp
 import av
 
 log = logging.getLogger(__name__)
+
+# A speaker tunes in to an http(s) or HLS stream, nothing else (no file:, no concat:).
+STREAM_PROTOCOLS = "http,https,tcp,tls,crypto"
+STREAM_IO_TIMEOUT_S = 10.0
+_PCM_CHUNK = 8192  # 8 kHz mono 16-bit: half a second
 
 
 class MediaError(Exception):
@@ -37,6 +44,7 @@ class MediaLibrary:
         self._durations: dict[bytes, asyncio.Task[float]] = {}
         self.downloads = 0
         self.decodes = 0
+        self.streams = 0  # live plays tuned in
 
     async def __aenter__(self) -> MediaLibrary:
         connector = aiohttp.TCPConnector(limit=self._concurrent)
@@ -66,6 +74,47 @@ class MediaLibrary:
         # Shielded: a waiting play that is pre-empted must not cancel the shared decode.
         return await asyncio.shield(task)
 
+    async def listen(self, url: str, on_air: Callable[[], None]) -> None:
+        """Decode the stream at `url` in real time until it ends (or the caller is
+        cancelled: ffmpeg is killed, the connection closes); `on_air()` once audio
+        decodes. MediaError("download" or "decode") if it never does."""
+        argv = [
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+            "-protocol_whitelist", STREAM_PROTOCOLS,
+            "-rw_timeout", str(int(STREAM_IO_TIMEOUT_S * 1_000_000)),
+            "-re",  # at the pace of playback, as a loudspeaker takes it
+            "-i", url,
+            "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le", "pipe:1",
+        ]  # fmt: skip
+        self.streams += 1
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:  # no ffmpeg on this machine
+            raise MediaError("download", f"cannot run ffmpeg: {exc}") from exc
+        stdout, stderr = process.stdout, process.stderr
+        if stdout is None or stderr is None:  # pragma: no cover - PIPE gives both
+            raise RuntimeError("ffmpeg started without its pipes")
+        errors = asyncio.create_task(_last_lines(stderr))
+        heard = False
+        try:
+            while await stdout.read(_PCM_CHUNK):
+                if not heard:
+                    heard = True
+                    on_air()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+            said = await errors
+        if not heard:
+            error = "decode" if "Invalid data" in said else "download"
+            raise MediaError(error, f"{url}: {said[-200:] or 'no audio'}")
+
     async def download(self, url: str) -> bytes:
         session = self._session
         if session is None:
@@ -77,6 +126,14 @@ class MediaLibrary:
                 return await response.read()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: a bad URL
             raise MediaError("download", f"{url}: {exc or type(exc).__name__}") from exc
+
+
+async def _last_lines(stream: asyncio.StreamReader, keep: int = 5) -> str:
+    # Read to the end (a full pipe would stall ffmpeg), keeping only the last lines.
+    lines: list[str] = []
+    while line := await stream.readline():
+        lines = [*lines[1 - keep :], line.decode(errors="replace").strip()]
+    return " | ".join(filter(None, lines))
 
 
 def _decoded_duration_blocking(data: bytes) -> float:

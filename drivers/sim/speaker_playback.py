@@ -1,8 +1,10 @@
 """A simulated speaker's amplifier: one item at a time, priorities, pre-emption, stop.
 
 Playing is downloading and decoding the real file (to learn its length), then sleeping
-that length divided by the fleet's speed. Events and state go out through the host
-speaker, which owns the MQTT link.
+that length divided by the fleet's speed. A live play (a relayed stream) is the real
+thing: ffmpeg decodes the stream as it comes, in real time, until `stop`, pre-emption
+or `ends_at` (unless the `ignore_ends_at` fault is on). Events and state go out
+through the host speaker, which owns the MQTT link.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 from drivers.sim.speaker_media import MediaError, MediaLibrary
@@ -30,6 +33,7 @@ class ActivePlay:
     started: bool = False
     ended: bool = False  # the closing event is sent once
     task: asyncio.Task[None] | None = None
+    ends_at: datetime | None = None  # a live play: a relayed stream, until then
 
 
 class PlaybackHost(Protocol):
@@ -74,11 +78,14 @@ class Amplifier:
         volume = default_volume if command.volume is None else command.volume
         item_id = command.item_id or ""
         self.plays.append(
-            PlayRecord(command.cmd_id, item_id, command.url, command.priority, volume)
+            PlayRecord(
+                command.cmd_id, item_id, command.url, command.priority, volume, live=command.live
+            )
         )
         play = ActivePlay(
             len(self.plays) - 1, command.cmd_id, item_id, command.url, command.priority, volume
         )
+        play.ends_at = command.ends_at if command.live else None
         previous, self.current = self.current, play  # at once: the next busy check sees it
         self._host.notify_change()
         return play, previous
@@ -119,6 +126,9 @@ class Amplifier:
         return task
 
     async def _perform(self, play: ActivePlay) -> None:
+        if play.ends_at is not None:
+            await self._perform_live(play, play.ends_at)
+            return
         try:
             duration = await self._fetch(play.url)
         except MediaError as exc:
@@ -132,6 +142,29 @@ class Amplifier:
         # The simulated playback itself; cut short by cancellation (stop, pre-emption).
         await asyncio.sleep(duration / self._speed)
         self._finish(play, "completed")
+
+    async def _perform_live(self, play: ActivePlay, ends_at: datetime) -> None:
+        def on_air() -> None:
+            play.started = True
+            self._host.send_event("started", play, {})
+            self._host.send_state()
+            self._host.notify_change()
+
+        left_s = (ends_at - datetime.now(UTC)).total_seconds()
+        honoured = not self._host.faults.ignore_ends_at
+        try:
+            async with asyncio.timeout(left_s if honoured else None):
+                await self._media.listen(play.url, on_air)
+        except TimeoutError:
+            # Its time is over: ended by itself (having played, or never got audio).
+            self._finish(play, "completed" if play.started else "failed:download")
+            return
+        except MediaError as exc:
+            log.warning("%s: live play %s failed: %s", self.speaker_id, play.cmd_id, exc)
+            self._finish(play, f"failed:{exc.error}")
+            return
+        # The station hung up before the end: the relay did not play its whole time.
+        self._finish(play, "failed:download")
 
     async def _fetch(self, url: str) -> float:
         known = self._prefetched.get(url)

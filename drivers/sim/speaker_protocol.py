@@ -20,6 +20,7 @@ ONLINE = b"online"
 PRIORITY_RANK = {"normal": 0, "priority": 1, "emergency": 2}
 OPS = frozenset({"play", "stop", "set_volume", "prefetch", "ping", "reboot"})
 CAPABILITIES = ("volume", "prefetch", "reboot")
+STREAM = "stream"  # plays a relayed stream: `play` with `live`, until `ends_at`
 _CMD_ID = re.compile(r"[0-9a-f]{32}")
 
 Leaf = Literal["status", "info", "state", "cmd", "ack", "event"]
@@ -32,6 +33,7 @@ class SpeakerFaults:
     refuse_codecs: frozenset[str] = frozenset()  # a play of such a URL: ack error "codec"
     download_delay_s: float = 0.0  # wall-clock seconds added before every download
     hold_acks: bool = False  # execute commands, publish their acks only once released
+    ignore_ends_at: bool = False  # a live play goes on past its `ends_at` (until `stop`)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SimSpeakerSpec:
     codecs: tuple[str, ...] = ("wav", "mp3", "ogg", "opus", "flac")
     volume: int = 70
     signal_dbm: int | None = -75
+    streams: bool = True  # the `stream` capability; off: a live play is `unsupported`
     faults: SpeakerFaults = field(default_factory=SpeakerFaults)
 
 
@@ -60,6 +63,7 @@ class PlayRecord:
     # "failed:<error>", set as the matching event is queued for publishing.
     outcome: str | None = None
     duration_s: float | None = None
+    live: bool = False  # a relayed stream, played as it comes
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Command:
     priority: str = "normal"
     volume: int | None = None
     item_id: str | None = None
+    live: bool = False
+    ends_at: datetime | None = None  # a live play ends by itself then
 
 
 class AckPayload(TypedDict):
@@ -157,6 +163,9 @@ def _play(data: Mapping[str, object], base: Command) -> Command:
         raise CommandRefusedError("bad_request", f"priority {priority!r}")
     if "volume" not in data:
         raise CommandRefusedError("bad_request", "volume is missing (null means: current)")
+    live = data.get("live", False)
+    if not isinstance(live, bool):
+        raise CommandRefusedError("bad_request", f"live {live!r}")
     return Command(
         base.cmd_id,
         base.op,
@@ -165,6 +174,8 @@ def _play(data: Mapping[str, object], base: Command) -> Command:
         priority=priority,
         volume=_volume(data),
         item_id=_text(data, "item_id", optional=False),
+        live=live,
+        ends_at=_timestamp(data, "ends_at") if live else None,
     )
 
 
@@ -234,7 +245,7 @@ def info_payload(spec: SimSpeakerSpec) -> bytes:
             "name": spec.name or spec.id,
             "zones": [spec.zone],
             "codecs": list(spec.codecs),
-            "capabilities": list(CAPABILITIES),
+            "capabilities": [*CAPABILITIES, *([STREAM] if spec.streams else [])],
         }
     )
 

@@ -43,6 +43,7 @@ class HermesDriver:
     name: ClassVar[str] = "hermes"
     confirms_receipt: ClassVar[bool] = False
     wants_wav: ClassVar[bool] = True
+    plays_streams: ClassVar[bool] = False  # Hermes plays WAV bytes it is sent, nothing else
     operations: ClassVar[frozenset[Op]] = frozenset({Op.PLAY, Op.SET_VOLUME})
     presence_from_traffic: ClassVar[bool] = True
 
@@ -81,6 +82,10 @@ class HermesDriver:
             raise UnsupportedOperationError(
                 f"Loa Hermes không hỗ trợ lệnh {command.op.value} "
                 f"(Hermes speakers have no {command.op.value})"
+            )
+        if command.live:
+            raise UnsupportedOperationError(
+                "Loa Hermes không tiếp sóng được (Hermes speakers cannot play a stream)"
             )
         if command.volume is not None:
             volume = json.dumps({"volume": command.volume / 100, "siteId": to.device_id})

@@ -62,7 +62,11 @@ class SpeakerAddress:
 
 @dataclass(frozen=True)
 class Command:
-    """One command as the outbox keeps it. `wav` is only filled for drivers that want bytes."""
+    """One command as the outbox keeps it. `wav` is only filled for drivers that want bytes.
+
+    A `live` play is a relayed stream: `url` is the station's own http(s) URL, played
+    as it comes until `ends_at` (loacam neither downloads nor signs it).
+    """
 
     cmd_id: str
     op: Op
@@ -73,6 +77,8 @@ class Command:
     volume: int | None = None
     item_id: str | None = None
     wav: bytes | None = field(default=None, repr=False)
+    live: bool = False
+    ends_at: datetime | None = None
 
 
 # What comes back from speakers.
@@ -157,6 +163,8 @@ class SpeakerDriver(Protocol):
     without it a command is complete for the outbox once the broker has it, and it is
     never re-sent after that (Hermes cannot de-duplicate).
     `wants_wav`: `play` carries the audio as WAV bytes instead of a URL.
+    `plays_streams`: a `live` play (a relayed stream) can be sent to its speakers at all;
+    without it such a play fails at once as `unsupported`.
     A new kind of speaker is one module with one such class, added to
     `drivers.speaker.DRIVERS` and to the `driver` choices of the configuration.
     """
@@ -164,6 +172,7 @@ class SpeakerDriver(Protocol):
     name: ClassVar[str]
     confirms_receipt: ClassVar[bool]
     wants_wav: ClassVar[bool]
+    plays_streams: ClassVar[bool]
     operations: ClassVar[frozenset[Op]]
     # True when the protocol has no availability topic: a speaker counts as online for
     # a while after any message from it (`Seen` reports).

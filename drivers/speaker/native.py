@@ -23,9 +23,11 @@ from drivers.speaker.model import (
     SpeakerAddress,
     SpeakerInfo,
     SpeakerState,
+    UnsupportedOperationError,
 )
 
 PROTOCOL_VERSION = 1
+STREAM = "stream"  # the capability of playing a relayed stream (`play` with `live`)
 # A report is a few hundred bytes; anything much larger is a broken or hostile speaker
 # (and a retained one would be replayed to loacam on every restart).
 MAX_REPORT_BYTES = 16 * 1024
@@ -93,6 +95,7 @@ class NativeDriver:
     name: ClassVar[str] = "native"
     confirms_receipt: ClassVar[bool] = True
     wants_wav: ClassVar[bool] = False
+    plays_streams: ClassVar[bool] = True
     operations: ClassVar[frozenset[Op]] = frozenset(Op)
     presence_from_traffic: ClassVar[bool] = False
 
@@ -101,6 +104,10 @@ class NativeDriver:
         del devices
         self._link = link
         self._prefix = f"loacam/{site}/spk/"
+        # Whether each speaker's latest `info` lists the `stream` capability. Firmware
+        # from before relays ignores `live` and would try to download an endless
+        # stream: a live play goes only to speakers that have not said they cannot.
+        self._streams: dict[str, bool] = {}
 
     def topic_filters(self) -> tuple[str, ...]:
         return tuple(
@@ -120,9 +127,16 @@ class NativeDriver:
         parse = _PARSERS.get(leaf)
         if parse is None or not message.payload:
             return None  # not ours, or a retained message being cleared
-        return parse(speaker_id, message.payload)
+        report = parse(speaker_id, message.payload)
+        if isinstance(report, SpeakerInfo):
+            self._streams[speaker_id] = STREAM in report.capabilities
+        return report
 
     async def send(self, to: SpeakerAddress, command: Command) -> None:
+        if command.live and self._streams.get(to.device_id) is False:
+            raise UnsupportedOperationError(
+                f"Loa {to.speaker_id} không tiếp sóng được (no `stream` capability)"
+            )
         cmd_topic = f"{self._prefix}{to.device_id}/cmd"
         remaining = (command.expires_at - datetime.now(UTC)).total_seconds()
         # Only the expiry as an MQTT 5 property: the ack topic is fixed by the protocol
@@ -155,6 +169,9 @@ def encode_command(command: Command) -> bytes:
     if command.op is Op.PLAY:
         body["priority"] = command.priority.word
         body["volume"] = command.volume
+        if command.live:  # only then: a speaker from before relays never sees these keys
+            body["live"] = True
+            body["ends_at"] = _utc(command.ends_at or command.expires_at)
     if command.op is Op.SET_VOLUME:
         body["volume"] = command.volume
     if command.op is Op.STOP and command.item_id is not None:

@@ -1,68 +1,15 @@
 "use strict";
 // The announcements section (Thông báo): write a text and hear how the speakers will read it,
 // upload recordings, and the library of recordings. The radio station and administrators do
-// all of it; leaders listen to the library. Uses app.js's helpers ($, api, post, Repeat,
-// reconcile, placeInOrder, when, two, sessionExpired) and joins its session through `parts`.
+// all of it; leaders listen to the library. Uses app.js's helpers ($, api, Repeat, reconcile,
+// placeInOrder, when, say, reason, minutes, characters, tooLong, playable, hear, fallbackText,
+// fillVoices, sessionExpired) and joins its session through `parts`.
 
-const ENGINE_NAMES = {
-  gtts: "Google (trực tuyến)",
-  "espeak-ng": "espeak-ng (ngoại tuyến)",
-  piper: "Piper (ngoại tuyến)",
-};
-const ENGINE_SHORT = { gtts: "Google", "espeak-ng": "espeak-ng", piper: "Piper" };
-const ONLINE_ENGINES = new Set(["gtts"]);
-// The daemon's default audio.max_text_chars; it refuses longer texts with its own message.
-const MAX_TEXT_CHARS = 5000;
 const LIBRARY_EVERY_MS = 60000;
 // Listening links from the API last an hour: a player at rest gets a fresh one after half.
 const LINK_FRESH_MS = 30 * 60 * 1000;
 const EDIT_ROLES = new Set(["radio", "admin"]);
 const LISTEN_ROLES = new Set(["radio", "admin", "leader"]);
-
-// API messages read "Vietnamese (English)", and the English may hold parentheses of its
-// own (a decoder's message): drop the last balanced group at the end.
-function vietnameseOnly(text) {
-  const trimmed = text.trim();
-  if (!trimmed.endsWith(")")) return trimmed;
-  let depth = 0;
-  for (let i = trimmed.length - 1; i >= 0; i -= 1) {
-    if (trimmed[i] === ")") depth += 1;
-    if (trimmed[i] === "(") depth -= 1;
-    if (depth === 0) return trimmed.slice(0, i).trim() || trimmed;
-  }
-  return trimmed;
-}
-
-function reason(body, fallback) {
-  return body && typeof body.detail === "string" ? vietnameseOnly(body.detail) : fallback;
-}
-
-// 7.9 → "0:07", 75 → "1:15", 3725 → "1:02:05": whole seconds as the <audio> players count.
-function minutes(seconds) {
-  const total = Math.max(0, Math.floor(Number(seconds) || 0));
-  const hours = Math.floor(total / 3600);
-  const rest = `${two(Math.floor((total % 3600) / 60))}:${two(total % 60)}`;
-  return hours ? `${hours}:${rest}` : rest.replace(/^0(?=\d:)/, "");
-}
-
-function characters(text) {
-  return [...text].length; // code points, as the daemon counts them
-}
-
-// A signed link names the address the speakers download from (fleet.media_base_url), which
-// need not be the one this page came from, and the page's CSP plays media from its own
-// origin only. The daemon serves the same signed path here, so play it from here.
-function playable(url) {
-  const parsed = new URL(url, location.href);
-  const at = parsed.pathname.lastIndexOf("/media/");
-  return at < 0 ? url : parsed.pathname.slice(at) + parsed.search;
-}
-
-function say(id, text) {
-  const line = $(id);
-  line.textContent = text || "";
-  line.hidden = !text;
-}
 
 // A raw-body upload through XMLHttpRequest: fetch cannot report upload progress.
 function upload(path, file, onProgress) {
@@ -132,7 +79,6 @@ const announce = {
   rows: new Map(), // media id → RecordRow, newest first
   session: 0, // bumped at each enter and leave: late answers of an old session are dropped
   sequence: 0,
-  voicesLoaded: false,
   suggestedTitle: "",
   refresh: null,
 
@@ -149,7 +95,7 @@ const announce = {
     $("upload").hidden = !edit;
     $("announce").hidden = false;
     this.count();
-    if (edit) this.loadVoices(this.session);
+    if (edit) fillVoices($("compose-voice")); // the default voice works meanwhile
     this.refresh.now();
   },
 
@@ -184,30 +130,6 @@ const announce = {
     line.classList.toggle("over", used > MAX_TEXT_CHARS);
   },
 
-  async loadVoices(session) {
-    let answer;
-    try {
-      answer = await api("/api/v1/tts/voices");
-    } catch {
-      return; // the default voice still works; the next login tries again
-    }
-    if (session !== this.session || !answer.response.ok || !Array.isArray(answer.body)) return;
-    const select = $("compose-voice");
-    const chosen = select.value;
-    const options = answer.body.map((voice) => {
-      const option = document.createElement("option");
-      option.value = voice.id;
-      option.textContent = vietnameseOnly(voice.name);
-      if (!voice.engines.length) {
-        option.disabled = true;
-        option.textContent += " — không có bộ đọc nào";
-      }
-      return option;
-    });
-    select.replaceChildren(select.options[0], ...options);
-    select.value = chosen;
-  },
-
   async preview() {
     const text = $("compose-text").value;
     say("compose-error", "");
@@ -216,45 +138,29 @@ const announce = {
       $("compose-text").focus();
       return;
     }
-    const used = characters(text);
-    if (used > MAX_TEXT_CHARS) {
-      const over = used - MAX_TEXT_CHARS;
-      say("compose-error", `Văn bản dài quá ${MAX_TEXT_CHARS} ký tự: hãy bớt ${over} ký tự.`);
+    if (tooLong(text)) {
+      say("compose-error", tooLong(text));
       $("compose-text").focus();
       return;
     }
-    const body = { text };
-    if ($("compose-voice").value) body.voice = $("compose-voice").value;
     const session = this.session;
     const button = $("compose-preview");
     button.disabled = true;
     this.hidePreview(); // what is shown must be the text just sent, not an older one
     say("compose-status", "Đang tạo giọng đọc…");
-    let answer;
-    try {
-      answer = await post("/api/v1/tts/preview", body);
-    } catch {
-      answer = null;
-    }
+    const heard = await hear(text, $("compose-voice").value);
     if (session !== this.session) return;
     button.disabled = false;
     say("compose-status", "");
-    if (!answer) {
-      say("compose-error", "Không tạo được giọng đọc — mất kết nối với máy chủ loacam.");
-      return;
-    }
-    if (answer.response.status === 401) {
+    if (heard.expired) {
       sessionExpired();
       return;
     }
-    if (!answer.response.ok || !answer.body) {
-      const fallback = answer.response.status === 503
-        ? "Hiện không có bộ đọc nào đọc được văn bản này, vui lòng thử lại sau."
-        : "Không tạo được giọng đọc, vui lòng thử lại.";
-      say("compose-error", reason(answer.body, fallback));
+    if (heard.error) {
+      say("compose-error", heard.error);
       return;
     }
-    this.showPreview(answer.body);
+    this.showPreview(heard.result);
   },
 
   showPreview(result) {
@@ -262,25 +168,14 @@ const announce = {
     const engine = ENGINE_NAMES[result.engine] || result.engine;
     $("preview-engine").textContent = result.cached ? `${engine} — bản đã tạo trước đó` : engine;
     $("preview-duration").textContent = minutes(result.duration_s);
-    const failed = Array.isArray(result.fallbacks) ? result.fallbacks : [];
-    $("preview-fallback").hidden = failed.length === 0;
-    if (failed.length) {
-      const names = [...new Set(failed.map((f) => ENGINE_SHORT[f.engine] || f.engine))];
-      const short = ENGINE_SHORT[result.engine] || result.engine;
-      const to = ONLINE_ENGINES.has(result.engine)
-        ? ENGINE_NAMES[result.engine]
-        : `giọng đọc ngoại tuyến (${short})`;
-      const offline = failed.some((f) => ONLINE_ENGINES.has(f.engine))
-        ? " Có thể máy chủ đang mất kết nối Internet."
-        : "";
-      $("preview-fallback-text").textContent =
-        `Không dùng được ${names.join(", ")}, đã chuyển sang ${to}.${offline}`;
-      $("preview-fallback-errors").replaceChildren(...failed.map((f) => {
-        const li = document.createElement("li");
-        li.textContent = `${ENGINE_SHORT[f.engine] || f.engine}: ${f.error}`;
-        return li;
-      }));
-    }
+    const fallback = fallbackText(result);
+    $("preview-fallback").hidden = !fallback.text;
+    $("preview-fallback-text").textContent = fallback.text;
+    $("preview-fallback-errors").replaceChildren(...fallback.errors.map((error) => {
+      const li = document.createElement("li");
+      li.textContent = error;
+      return li;
+    }));
     const audio = $("preview-audio");
     audio.src = playable(result.url);
     audio.setAttribute("aria-label", "Nghe thử thông báo");

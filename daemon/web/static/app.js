@@ -48,8 +48,9 @@ let loggedIn = false;
 let serverLost = false;
 let sequence = 0;
 
-// Other parts of the console (speakers.js) join the session here: each has enter(me), called
-// with the who-am-i answer once logged in, and leave(), called on the way out.
+// Other parts of the console (speakers.js, announce.js, broadcasts.js, broadcast-form.js) join
+// the session here: each has enter(me), called with the who-am-i answer once logged in, and
+// leave(), called on the way out.
 const parts = [];
 
 // ---- small helpers ---------------------------------------------------------------------
@@ -196,6 +197,147 @@ function when(iso) {
 // Vietnamese writes three and a half as 3,5.
 function decimal(value) {
   return value.toFixed(1).replace(".", ",");
+}
+
+// ---- shared by the announcements and broadcasts sections -------------------------------
+
+const ENGINE_NAMES = {
+  gtts: "Google (trực tuyến)",
+  "espeak-ng": "espeak-ng (ngoại tuyến)",
+  piper: "Piper (ngoại tuyến)",
+};
+const ENGINE_SHORT = { gtts: "Google", "espeak-ng": "espeak-ng", piper: "Piper" };
+const ONLINE_ENGINES = new Set(["gtts"]);
+// The daemon's default audio.max_text_chars; it refuses longer texts with its own message.
+const MAX_TEXT_CHARS = 5000;
+// The speaker protocol's error words (docs/mqtt-speakers.md), for people.
+const COMMAND_ERRORS = {
+  busy: "loa đang phát bản tin ưu tiên hơn",
+  codec: "loa không phát được định dạng âm thanh này",
+  unsupported: "loa không hỗ trợ lệnh này",
+  bad_request: "lệnh không hợp lệ",
+  download: "loa không tải được âm thanh",
+  decode: "tệp âm thanh bị hỏng",
+  storage: "bộ nhớ của loa bị lỗi",
+  media: "không có tệp âm thanh",
+  preempted: "bị bản tin ưu tiên hơn ngắt",
+  refused: "loa từ chối lệnh",
+  expired: "lệnh đã hết hạn",
+};
+
+// API messages read "Vietnamese (English)", and the English may hold parentheses of its
+// own (a decoder's message): drop the last balanced group at the end.
+function vietnameseOnly(text) {
+  const trimmed = text.trim();
+  if (!trimmed.endsWith(")")) return trimmed;
+  let depth = 0;
+  for (let i = trimmed.length - 1; i >= 0; i -= 1) {
+    if (trimmed[i] === ")") depth += 1;
+    if (trimmed[i] === "(") depth -= 1;
+    if (depth === 0) return trimmed.slice(0, i).trim() || trimmed;
+  }
+  return trimmed;
+}
+
+function reason(body, fallback) {
+  return body && typeof body.detail === "string" ? vietnameseOnly(body.detail) : fallback;
+}
+
+// 7.9 → "0:07", 75 → "1:15", 3725 → "1:02:05": whole seconds as the <audio> players count.
+function minutes(seconds) {
+  const total = Math.max(0, Math.floor(Number(seconds) || 0));
+  const hours = Math.floor(total / 3600);
+  const rest = `${two(Math.floor((total % 3600) / 60))}:${two(total % 60)}`;
+  return hours ? `${hours}:${rest}` : rest.replace(/^0(?=\d:)/, "");
+}
+
+function characters(text) {
+  return [...text].length; // code points, as the daemon counts them
+}
+
+// Refused here, before the daemon is asked; null when the length is fine.
+function tooLong(text) {
+  const over = characters(text) - MAX_TEXT_CHARS;
+  return over > 0 ? `Văn bản dài quá ${MAX_TEXT_CHARS} ký tự: hãy bớt ${over} ký tự.` : null;
+}
+
+// A signed link names the address the speakers download from (fleet.media_base_url), which
+// need not be the one this page came from, and the page's CSP plays media from its own
+// origin only. The daemon serves the same signed path here, so play it from here.
+function playable(url) {
+  const parsed = new URL(url, location.href);
+  const at = parsed.pathname.lastIndexOf("/media/");
+  return at < 0 ? url : parsed.pathname.slice(at) + parsed.search;
+}
+
+function say(id, text) {
+  const line = $(id);
+  line.textContent = text || "";
+  line.hidden = !text;
+}
+
+// How the speakers will read a text: {result}, {error} in plain words, or {expired} when
+// the login has run out (the caller, knowing its session, shows the login page).
+async function hear(text, voice) {
+  const body = voice ? { text, voice } : { text };
+  let answer;
+  try {
+    answer = await post("/api/v1/tts/preview", body);
+  } catch {
+    return { error: "Không tạo được giọng đọc — mất kết nối với máy chủ loacam." };
+  }
+  if (answer.response.status === 401) return { expired: true };
+  if (!answer.response.ok || !answer.body) {
+    const fallback = answer.response.status === 503
+      ? "Hiện không có bộ đọc nào đọc được văn bản này, vui lòng thử lại sau."
+      : "Không tạo được giọng đọc, vui lòng thử lại.";
+    return { error: reason(answer.body, fallback) };
+  }
+  return { result: answer.body };
+}
+
+// The engines that failed before the one that spoke: a sentence ("" if none) and the errors.
+function fallbackText(result) {
+  const failed = Array.isArray(result.fallbacks) ? result.fallbacks : [];
+  if (!failed.length) return { text: "", errors: [] };
+  const names = [...new Set(failed.map((f) => ENGINE_SHORT[f.engine] || f.engine))];
+  const short = ENGINE_SHORT[result.engine] || result.engine;
+  const to = ONLINE_ENGINES.has(result.engine)
+    ? ENGINE_NAMES[result.engine]
+    : `giọng đọc ngoại tuyến (${short})`;
+  const offline = failed.some((f) => ONLINE_ENGINES.has(f.engine))
+    ? " Có thể máy chủ đang mất kết nối Internet."
+    : "";
+  return {
+    text: `Không dùng được ${names.join(", ")}, đã chuyển sang ${to}.${offline}`,
+    errors: failed.map((f) => `${ENGINE_SHORT[f.engine] || f.engine}: ${f.error}`),
+  };
+}
+
+// The daemon's voices as <option>s for a select whose first option is the default voice;
+// the select keeps its choice. False if the daemon could not be asked.
+async function fillVoices(select) {
+  let answer;
+  try {
+    answer = await api("/api/v1/tts/voices");
+  } catch {
+    return false; // the default voice still works; the next login tries again
+  }
+  if (!answer.response.ok || !Array.isArray(answer.body)) return false;
+  const chosen = select.value;
+  const options = answer.body.map((voice) => {
+    const option = document.createElement("option");
+    option.value = voice.id;
+    option.textContent = vietnameseOnly(voice.name);
+    if (!voice.engines.length) {
+      option.disabled = true;
+      option.textContent += " — không có bộ đọc nào";
+    }
+    return option;
+  });
+  select.replaceChildren(select.options[0], ...options);
+  select.value = chosen;
+  return true;
 }
 
 // What a stream's stats say about its picture; null when the daemon sends no stats.
@@ -620,6 +762,21 @@ const cameraLoop = new Repeat(LIST_EVERY_MS, refreshList);
 const ageLoop = new Repeat(AGE_EVERY_MS, refreshAges);
 
 document.addEventListener("visibilitychange", arrange);
+
+// ---- quick links -------------------------------------------------------------------------
+
+// One link per section the role is shown, whichever script shows or hides the section.
+const jumps = [...document.querySelectorAll("#jump a")];
+
+function placeJumps() {
+  for (const link of jumps) link.hidden = $(link.hash.slice(1)).hidden;
+  $("jump").hidden = jumps.filter((link) => !link.hidden).length < 2;
+}
+
+const sectionWatch = new MutationObserver(placeJumps);
+for (const link of jumps) {
+  sectionWatch.observe($(link.hash.slice(1)), { attributes: true, attributeFilter: ["hidden"] });
+}
 
 // ---- login and logout ------------------------------------------------------------------
 

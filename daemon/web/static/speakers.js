@@ -2,7 +2,7 @@
 // The speakers section: clusters by village (thôn), the alarms nobody may miss, and for
 // technicians the test tone, the volume and stop, each command followed until the speaker
 // has done it. Uses app.js's helpers ($, api, post, detail, Repeat, reconcile, placeInOrder,
-// when, clock) and joins its session through `parts`.
+// when, clock, COMMAND_ERRORS) and joins its session through `parts`.
 
 const SPEAKER_STATUS = { online: "Trực tuyến", offline: "Mất kết nối", unknown: "Chưa rõ" };
 const SPEAKER_BADGE = { online: "online", offline: "lost", unknown: "unknown" };
@@ -14,20 +14,6 @@ const DELIVERY = {
   started: "Đang phát",
   finished: "Đã phát xong",
   expired: "Hết hạn, không phát",
-};
-// The speaker protocol's error words (docs/mqtt-speakers.md), for people.
-const COMMAND_ERRORS = {
-  busy: "loa đang phát bản tin ưu tiên hơn",
-  codec: "loa không phát được định dạng âm thanh này",
-  unsupported: "loa không hỗ trợ lệnh này",
-  bad_request: "lệnh không hợp lệ",
-  download: "loa không tải được âm thanh",
-  decode: "tệp âm thanh bị hỏng",
-  storage: "bộ nhớ của loa bị lỗi",
-  media: "không có tệp âm thanh",
-  preempted: "bị bản tin ưu tiên hơn ngắt",
-  refused: "loa từ chối lệnh",
-  expired: "lệnh đã hết hạn",
 };
 const FAULTS = {
   amplifier: "hỏng bộ khuếch đại",

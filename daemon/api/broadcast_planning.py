@@ -1,0 +1,129 @@
+"""Conflicts at scheduling time: reported (409), or settled by the radio station's choice."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime
+
+from fastapi import HTTPException, Request, status
+
+from daemon.api.deps import State, audit
+from daemon.audio.service import AudioInputError
+from daemon.auth import Claims
+from daemon.broadcasts.conflicts import (
+    Choice,
+    ConflictError,
+    Planned,
+    conflict_view,
+    find,
+    length_of,
+    moved_first,
+    queue_after,
+    replaced,
+)
+from daemon.broadcasts.store import (
+    BroadcastRecord,
+    Kind,
+    Status,
+    list_broadcasts,
+    set_status,
+    update_broadcast,
+)
+from daemon.schedule.recurrence import LOCAL
+from daemon.speakers.service import TargetError, Targets
+
+_CHOICES = [choice.value for choice in Choice if choice is not Choice.ASK]
+
+
+async def planned(state: State, record: BroadcastRecord) -> Planned:
+    """A broadcast with its speakers and its (estimated) length."""
+    wanted = record.targets
+    try:
+        speakers = frozenset(
+            state.speakers.resolve(Targets(wanted.all, wanted.zones, wanted.speakers))
+        )
+    except TargetError:  # a zone since removed from the configuration: it plays nowhere
+        speakers = frozenset()
+    spoken: str | None = None
+    media_s: float | None = None
+    if record.kind is Kind.TEXT and record.text is not None:
+        try:
+            spoken = state.audio.normalize(record.text)
+        except AudioInputError:
+            spoken = record.text
+    if record.kind is Kind.MEDIA and record.media_id is not None:
+        item = await state.library.get_item(record.media_id)
+        media_s = item.duration_s if item is not None else None
+    return Planned(record, speakers, length_of(record, spoken, media_s))
+
+
+def _conflict(message: str, clash: list[object] | None = None) -> HTTPException:
+    return HTTPException(
+        status.HTTP_409_CONFLICT,
+        detail={"message": message, "conflicts": clash or [], "choices": _CHOICES},
+    )
+
+
+async def settle(
+    state: State,
+    request: Request,
+    claims: Claims,
+    record: BroadcastRecord,
+    *,
+    choice: Choice,
+    now: datetime,
+) -> BroadcastRecord:
+    """The record as it will be stored once its conflicts are settled by `choice`.
+
+    Raises 409 (with the conflicts and the choices) when asked to ask, or when the choice
+    cannot be carried out. Other broadcasts moved or replaced are written and audited here.
+    """
+    new = await planned(state, record)
+    others = [
+        await planned(state, other)
+        for other in await list_broadcasts(state.store, Status.ACTIVE)
+        if other.id != record.id
+    ]
+    # Walking every schedule a week ahead is CPU work: off the event loop.
+    clash = await asyncio.to_thread(find, new, others, now)
+    if not clash or choice is Choice.ALLOW:
+        return record
+    by_id = {other.record.id: other for other in others}
+    view = conflict_view(clash, lambda other_id: by_id[other_id].record.title)
+    if choice is Choice.ASK:
+        first = clash[0]
+        raise _conflict(
+            f"Trùng giờ với {len({c.other.id for c in clash})} chương trình trên cùng loa, "
+            f'đầu tiên là "{by_id[first.other.id].record.title}" lúc '
+            f"{first.other.start.astimezone(LOCAL):%H:%M %d/%m/%Y}. Chọn xếp sau, đưa lên "
+            "trước, thay thế, hoặc vẫn phát (overlaps another broadcast)",
+            list(view),
+        )
+    try:
+        if choice is Choice.QUEUE:
+            return await asyncio.to_thread(queue_after, new, others, now)
+        moved = (
+            await asyncio.to_thread(moved_first, new, others, clash, now)
+            if choice is Choice.REORDER
+            else []
+        )
+    except ConflictError as exc:
+        raise _conflict(str(exc), list(view)) from exc
+    for other in moved:
+        await _rewrite(state, request, claims, replace(other, updated_at=now), "move")
+    if choice is Choice.REPLACE:
+        cancel, skipping = replaced(by_id, clash)
+        for other_id in cancel:
+            await set_status(state.store, other_id, Status.CANCELLED, now)
+            await audit(state, request, claims, "broadcast.cancel", other_id, detail="replaced")
+        for other in skipping:
+            await _rewrite(state, request, claims, replace(other, updated_at=now), "skip")
+    return record
+
+
+async def _rewrite(
+    state: State, request: Request, claims: Claims, record: BroadcastRecord, what: str
+) -> None:
+    await update_broadcast(state.store, record)
+    await audit(state, request, claims, f"broadcast.{what}", record.id, detail=record.title)
