@@ -30,10 +30,18 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, sock: socket.socket, graceful_timeout_s: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        sock: socket.socket,
+        graceful_timeout_s: int,
+        *,
+        closing: asyncio.Event | None = None,
+    ) -> None:
         self._app = app
         self._sock = sock
         self._graceful = graceful_timeout_s
+        self._closing = closing  # set when stopping begins: endless responses end then
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -45,6 +53,8 @@ class HttpServer:
             timeout_graceful_shutdown=self._graceful,
             server_header=False,
         )
+        if self._closing is not None:
+            self._closing.clear()  # a restarted server serves live streams again
         server = EmbeddedServer(config, self.started)
         # uvicorn closes the sockets it serves on when it stops; hand it a duplicate so
         # a restarted loop still has the bound socket.
@@ -52,6 +62,8 @@ class HttpServer:
         serving = asyncio.create_task(server.serve(sockets=[listener]))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if self._closing is not None:
+            self._closing.set()
         server.should_exit = True
         stopping.cancel()
         try:

@@ -212,7 +212,9 @@ async def _serve(
         )
         return EX_UNAVAILABLE
     state = build_state(config, store, key)
-    http = HttpServer(create_app(state), sock, config.http.graceful_timeout_s)
+    http = HttpServer(
+        create_app(state), sock, config.http.graceful_timeout_s, closing=state.closing
+    )
 
     async def report(child_stop: asyncio.Event) -> None:
         await _report_to_systemd(state, http, notifier, child_stop, on_ready)

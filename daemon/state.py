@@ -52,6 +52,9 @@ class AppState:
     # Held while a broadcast is checked for conflicts and written: two created at once
     # would each miss the other's overlap.
     broadcast_planning: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set when the HTTP server starts to stop: live streams (SSE) end then, so the server
+    # does not wait its graceful timeout for them.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def check_storage(self) -> bool:
         self.storage_ok = await self.store.ping()

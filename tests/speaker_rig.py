@@ -92,7 +92,7 @@ async def running_daemon(data: dict[str, Any]) -> AsyncIterator[tuple[AppState, 
     store = await Store.open(config.storage.path)
     state = build_state(config, store, TOKEN_KEY)
     sock = bind(config.http.host, config.http.port)
-    http = HttpServer(create_app(state), sock, 1)
+    http = HttpServer(create_app(state), sock, 1, closing=state.closing)
     state.supervisor.add("mqtt", state.mqtt.run)
     state.supervisor.add("speakers", state.speakers.run)
     add_broadcast_loops(state)

@@ -126,3 +126,20 @@ def test_lengths_are_the_known_ones_or_the_pace_of_speech() -> None:
     assert length_of(media, None, 60.2) == timedelta(seconds=65)
     relay = replace(record, kind=Kind.URL, duration_s=1800)
     assert length_of(relay, None, None) == timedelta(minutes=30)
+
+
+def test_queueing_a_rule_with_fixed_hours_says_so_instead_of_looping() -> None:
+    fixed = planned(AT, rrule="FREQ=DAILY;BYHOUR=6;BYMINUTE=0")
+    with pytest.raises(ConflictError, match="BYHOUR"):
+        queue_after(planned(AT + MINUTE, rrule="FREQ=DAILY;BYHOUR=6;BYMINUTE=1"), [fixed], NOW)
+
+
+def test_a_one_off_already_sent_conflicts_while_it_may_still_be_playing() -> None:
+    relay = planned(NOW - MINUTE, length_min=60, status=Status.DONE)
+    [conflict] = find(planned(NOW + MINUTE), [relay], NOW)
+    assert conflict.other.id == relay.record.id
+    over = planned(NOW - 2 * MINUTE, length_min=1, status=Status.DONE)
+    assert find(planned(NOW + MINUTE), [over], NOW) == []
+    repeating_done = planned(NOW - MINUTE, length_min=60, rrule="FREQ=DAILY;COUNT=1",
+                             status=Status.DONE)  # fmt: skip
+    assert find(planned(NOW + MINUTE), [repeating_done], NOW) == []

@@ -8,6 +8,8 @@ alarm, are recording fakes.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -37,6 +39,7 @@ from daemon.broadcasts.store import (
 from daemon.schedule.recurrence import LOCAL
 from daemon.store import Store
 from daemon.store.schema import executions as executions_table
+from tests.speaker_rig import until
 
 # 03:00 on 2 December 2026 in the commune; the daily 05:30 slot is 22:30 UTC.
 T0 = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
@@ -507,8 +510,9 @@ async def test_a_changed_rule_counts_from_the_change_and_raises_no_alarm_for_bef
     clocks.set(SLOT1 + timedelta(hours=1))  # 06:30: the 06:00 rule below would be 30 min late
     assert await engine.tick() == []
     changed = replace(record, rrule="FREQ=DAILY;BYHOUR=6;BYMINUTE=0;BYSECOND=0",
-                      updated_at=clocks.now)  # fmt: skip
-    assert await update_broadcast(store, changed)
+                      updated_at=clocks.now, planned_at=clocks.now)  # fmt: skip
+    assert await update_broadcast(store, changed, record.updated_at)
+    assert not await update_broadcast(store, changed, record.updated_at)  # read before: refused
     assert await engine.tick() == []
     assert leaves.alarms == []
     clocks.set(datetime(2026, 12, 3, 6, 0, tzinfo=LOCAL))
@@ -521,7 +525,7 @@ async def test_a_skipped_date_airs_nothing_that_day_and_misses_nothing(store: St
     clocks, leaves = Clocks(), Leaves()
     skipped = SLOT1.astimezone(LOCAL).date()
     record = await add_broadcast(store)
-    assert await update_broadcast(store, replace(record, skip_dates=(skipped,)))
+    assert await update_broadcast(store, replace(record, skip_dates=(skipped,)), record.updated_at)
     engine = make_engine(store, clocks, leaves)
     clocks.set(SLOT1 + timedelta(minutes=1))
     assert await engine.tick() == []
@@ -554,3 +558,114 @@ async def test_after_a_clock_set_a_year_ahead_forgetting_the_future_airs_again(
     clocks.set(SLOT1 + timedelta(hours=3))
     [later] = await engine.tick()
     assert (later.broadcast_id, later.state) == (meeting.id, ExecState.DISPATCHED)
+
+
+async def test_a_new_title_does_not_drop_a_slot_that_is_due(store: Store) -> None:
+    clocks, leaves = Clocks(), Leaves()
+    record = await add_broadcast(store)
+    clocks.set(SLOT1 + timedelta(minutes=3))  # due, not yet decided (the loop was busy)
+    renamed = replace(record, title="Tin mới", updated_at=clocks.now)
+    assert await update_broadcast(store, renamed, record.updated_at)
+    [decided] = await make_engine(store, clocks, leaves).tick()
+    assert (decided.slot, decided.state) == (SLOT1, ExecState.DISPATCHED)
+
+
+async def test_an_emergency_airs_while_the_clock_is_behind_and_nothing_else_does(
+    store: Store,
+) -> None:
+    clocks, leaves = Clocks(), Leaves()
+    daily = await add_broadcast(store)
+    clocks.set(SLOT1)
+    await make_engine(store, clocks, leaves).tick()
+    clocks.jump(timedelta(hours=-1))
+    storm = await add_broadcast(store, created_at=clocks.now, start_at=clocks.now, rrule=None,
+                                priority="emergency", title="Bão")  # fmt: skip
+    note = await add_broadcast(store, created_at=clocks.now, start_at=clocks.now, rrule=None)
+    decided = await make_engine(store, clocks, leaves).tick()
+    assert [(r.broadcast_id, r.state) for r in decided] == [(storm.id, ExecState.DISPATCHED)]
+    assert leaves.aired == [(daily.id, SLOT1), (storm.id, clocks.now)]
+    assert await executions(store, note.id) == []
+    assert len(leaves.kinds("clock_behind")) == 1
+
+
+async def test_a_cancel_during_the_dispatch_of_the_last_slot_stays_a_cancel(
+    store: Store,
+) -> None:
+    clocks, leaves = Clocks(), Leaves()
+    record = await add_broadcast(store, start_at=SLOT1, rrule=None)
+
+    async def cancelled_meanwhile(broadcast: BroadcastRecord, execution: ExecutionRecord) -> None:
+        await set_status(store, broadcast.id, Status.CANCELLED, clocks.now)
+        await leaves.dispatch(broadcast, execution)
+
+    engine = Engine(store, dispatch=cancelled_meanwhile, alarm=leaves.alarm,
+                    clock=clocks.wall, monotonic=clocks.monotonic)  # fmt: skip
+    clocks.set(SLOT1)
+    [decided] = await engine.tick()
+    assert decided.state is ExecState.DISPATCHED
+    after = await get_broadcast(store, record.id)
+    assert after is not None
+    assert after.status is Status.CANCELLED
+
+
+async def test_an_urgent_slot_airs_beside_a_tick_still_dispatching(store: Store) -> None:
+    clocks, leaves = Clocks(), Leaves()
+    clocks.set(SLOT1)
+    programme = await add_broadcast(store, created_at=SLOT1, start_at=SLOT1, rrule=None)
+    release = asyncio.Event()
+    aired: list[str] = []
+    urgent_aired = asyncio.Event()
+
+    async def slow_then_fast(broadcast: BroadcastRecord, execution: ExecutionRecord) -> None:
+        aired.append(broadcast.title)
+        if broadcast.id == programme.id:
+            await release.wait()  # a relay check or a render that takes its time
+        else:
+            urgent_aired.set()
+
+    engine = Engine(store, dispatch=slow_then_fast, alarm=leaves.alarm,
+                    clock=clocks.wall, monotonic=clocks.monotonic)  # fmt: skip
+    ticking = asyncio.create_task(engine.tick())
+    await until(lambda: _true(aired == [programme.title]))
+    storm = await add_broadcast(store, created_at=SLOT1, start_at=SLOT1, rrule=None,
+                                priority="emergency", title="Bão")  # fmt: skip
+    engine.air_urgent(storm)
+    await asyncio.wait_for(urgent_aired.wait(), 10)
+    assert not ticking.done()  # the programme is still being sent
+    release.set()
+    decided = await ticking
+    assert [r.broadcast_id for r in decided] == [programme.id]  # the storm was not aired twice
+    assert [r.state for r in await executions(store, storm.id)] == [ExecState.DISPATCHED]
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_two_daemon_processes_on_one_store_air_each_slot_once(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db")
+    try:
+        hourly = [
+            await add_broadcast(store, rrule="FREQ=HOURLY;BYMINUTE=0;BYSECOND=0", title=f"tin {n}")
+            for n in range(20)
+        ]
+    finally:
+        await store.close()
+    command = [
+        sys.executable,
+        "-m",
+        "tests.engine_process",
+        str(tmp_path / "db"),
+        T0.isoformat(),
+        "6",
+    ]
+    processes = [
+        await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [await process.communicate() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0]
+    aired = [[json.loads(line) for line in stdout.decode().splitlines()] for stdout, _ in outputs]
+    everything = [(a["broadcast"], a["slot"]) for lines in aired for a in lines]
+    wanted = {(b.id, (T0 + timedelta(hours=h)).isoformat()) for b in hourly for h in range(6)}
+    assert sorted(everything) == sorted(wanted)  # each slot once, by one process or the other

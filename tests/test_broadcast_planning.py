@@ -7,8 +7,10 @@ downloads and decodes what it is told to play; speech comes from espeak-ng.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import httpx
 import sqlalchemy as sa
 
 from daemon.auth import Role
-from daemon.broadcasts.store import ExecState, claim, get_broadcast
+from daemon.broadcasts.store import ExecState, Status, claim, get_broadcast, insert_broadcast
 from daemon.broadcasts.upcoming import job_id
 from daemon.schedule.recurrence import LOCAL
 from daemon.store.schema import audit_log
@@ -267,9 +269,19 @@ async def test_a_broadcast_is_changed_filtered_and_its_executions_paged(
         refused = await api.patch(path, json={"title": "y"}, headers=RADIO)
         assert refused.status_code == 409
 
-        # Paging: three decided slots, two per page, newest first.
         record = await get_broadcast(state.store, broadcast_id)
         assert record is not None
+        # Last week's programme gets a new rule: its start is in the past, and that is fine.
+        old = replace(record, id="0" * 32, start_at=record.start_at - timedelta(days=8),
+                      created_at=datetime.now(UTC) - timedelta(days=8),
+                      status=Status.ACTIVE)  # fmt: skip
+        await insert_broadcast(state.store, old)
+        new_rule = {"recurrence": {"rrule": "FREQ=DAILY;BYHOUR=7"}, "on_conflict": "allow"}
+        ruled = await api.patch(f"/api/v1/broadcasts/{old.id}", json=new_rule, headers=RADIO)
+        assert ruled.status_code == 200, ruled.text
+        assert datetime.fromisoformat(ruled.json()["next_at"]).hour == 7
+
+        # Paging: three decided slots, two per page, newest first.
         for day in range(3):
             await claim(state.store, broadcast_id, later + timedelta(days=day),
                         ExecState.MISSED, datetime.now(UTC))  # fmt: skip
@@ -301,3 +313,33 @@ async def test_a_technician_forgets_executions_decided_under_a_clock_set_ahead(
         assert (await api.get(f"/api/v1/broadcasts/{broadcast_id}", headers=RADIO)).json()[
             "executions"
         ] == []
+
+
+async def test_a_live_stream_ends_cleanly_when_loacam_stops(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    data, _ = config(tmp_path, broker.port, site, 1)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    received: list[dict[str, Any]] = []
+
+    async def watch(base_url: str, broadcast_id: str) -> None:
+        # A client of its own: the rig's closes before the daemon stops.
+        async with httpx.AsyncClient(base_url=base_url) as console:
+            async for view in progress_events(console, broadcast_id, LEADER):
+                received.append(view)  # noqa: PERF401 - each view is awaited as it comes
+
+    async with running_daemon(data) as (state, api):
+        created = await create(api, text="Bản tin.", targets={"all": True}, start_at=at(tomorrow))
+        watcher = asyncio.create_task(watch(str(api.base_url), created.json()["id"]))
+        await until(lambda: _true(len(received) == 1))
+        assert not state.closing.is_set()
+        # The daemon stops with the stream open (the `async with` ends it below)...
+    # ...and the stream ended as a stream ends, not cut off by the server's graceful
+    # timeout (httpx would raise RemoteProtocolError for a response cut mid-way).
+    await watcher
+    assert state.closing.is_set()
+    assert len(received) == 1
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -177,16 +177,20 @@ async def test_an_emergency_pre_empts_a_normal_item_on_every_speaker(
         ({"text": "x", "targets": {"all": True}, "recurrence": {"lunar": {"day": 30}},
           "start_at": "2030-01-01T05:30:00+07:00"}, "ngày 30"),
         ({"media_id": "0" * 32, "targets": {"all": True}}, "thư viện"),
+        ({"text": "x", "targets": {"all": True}, "start_at": "2030-01-01T06:00:00"}, None),
+        ({"text": "x", "targets": {"all": True}, "start_at": "9999-12-31T23:59:00-05:00"},
+         "ngoài phạm vi"),
     ],
 )  # fmt: skip
 async def test_impossible_broadcasts_get_422_in_plain_words(
-    broker: PrivateBroker, tmp_path: Path, site: str, body: dict[str, Any], says: str
+    broker: PrivateBroker, tmp_path: Path, site: str, body: dict[str, Any], says: str | None
 ) -> None:
     data, _ = config(tmp_path, broker.port, site, 1)
     async with running_daemon(data) as (_state, api):
         answer = await api.post("/api/v1/broadcasts", json=body, headers=RADIO)
         assert answer.status_code == 422
-        assert says in answer.json()["detail"]
+        if says is not None:  # None: pydantic's own message (a time without its offset)
+            assert says in answer.json()["detail"]
         assert (await api.get("/api/v1/broadcasts", headers=RADIO)).json() == []
 
 

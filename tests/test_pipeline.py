@@ -15,12 +15,14 @@ import threading
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from audio import pipeline
 from audio.chime import CHIME_PEAK, CHIME_SECONDS, chime_samples, chime_wav
 from audio.pipeline import (
     AudioCancelledError,
@@ -217,12 +219,23 @@ def test_a_loud_recording_is_lowered_to_the_target(
 
 @pytest.mark.parametrize("source", ["quiet", "loud"])
 def test_a_quick_render_for_an_emergency_is_near_the_target_under_the_ceiling(
-    source: str, request: pytest.FixtureRequest, tmp_path: Path
+    source: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    runs: list[list[str]] = []
+    real = pipeline._ffmpeg
+
+    def counted(args: list[str], deadline: Any) -> str:
+        runs.append(args)
+        return real(args, deadline)
+
+    monkeypatch.setattr(pipeline, "_ffmpeg", counted)
     # One encoding, never measured again: the level is a little less exact, the peak not.
     rendered = render_blocking(
         request.getfixturevalue(source), MP3, DEFAULT, Chime(before=True), quick=True
     )
+    encodings = [args for args in runs if args[-2:] != ["null", "-"]]
+    assert len(encodings) == 1
+    assert len(runs) <= 3  # the speech measured, the chime (once per process), the encoding
     measured = meter(written(rendered, tmp_path / "out"))
     assert measured["I"] == pytest.approx(-16, abs=1.5)
     assert measured["TP"] <= -1.0

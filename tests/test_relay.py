@@ -512,12 +512,16 @@ async def test_a_relay_created_through_the_api_is_checked_and_a_cancel_stops_it_
         assert "Không mở được luồng tiếp sóng" in down.json()["detail"]
         created = await api.post(
             "/api/v1/broadcasts",
-            json={"title": "Thời sự Đài tỉnh", "url": radio.url(LIVE), "duration_s": 600,
-                  "targets": {"zones": ["thon-1"]}},
+            json={"title": "Thời sự Đài tỉnh", "url": radio.url(LIVE),
+                  "duration_s": 600, "targets": {"zones": ["thon-1"]}},
             headers=radio_role,
         )  # fmt: skip
         assert created.status_code == 201, created.text
         relay_id = created.json()["id"]
+        assert created.json()["url"].endswith(SECRET)  # the radio station sees its token
+        leader = bearer(Role.LEADER, "leader")
+        shown = (await api.get(f"/api/v1/broadcasts/{relay_id}", headers=leader)).json()
+        assert shown["url"] == radio.url("/live.mp3")  # a leader sees no token
         await until(lambda: _equal(deliveries(state, relay_id), {"loa-1": ("started", None)}))
         await radio.wait_for(lambda r: r.listeners == 1)
 

@@ -225,3 +225,21 @@ def test_skipped_dates_are_left_out_of_rrules_and_lunar_dates() -> None:
         tet(2028),
         tet(2029),
     ]
+
+
+def test_a_skipped_day_with_several_air_times_does_not_end_the_rule() -> None:
+    twice = Schedule(
+        at("2026-11-28T06:00:00+07:00"),
+        rrule="FREQ=DAILY;BYHOUR=6,17",
+        skip=frozenset({date(2026, 11, 29), date(2026, 11, 30)}),
+    )
+    after_saturday = at("2026-11-28T18:00:00+07:00")
+    local = [
+        t.astimezone(LOCAL).strftime("%d/%m %H:%M") for t in occurrences(twice, after_saturday, 3)
+    ]
+    assert local == ["01/12 06:00", "01/12 17:00", "02/12 06:00"]
+    hourly = Schedule(
+        at("2026-11-28T00:00:00+07:00"), rrule="FREQ=HOURLY", skip=frozenset({date(2026, 11, 29)})
+    )
+    [first] = occurrences(hourly, at("2026-11-28T23:30:00+07:00"), 1)
+    assert first.astimezone(LOCAL) == at("2026-11-30T00:00:00+07:00")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -19,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from daemon.aio import wait_first
 from daemon.api.broadcasts import Reader, view
 from daemon.api.deps import State
+from daemon.auth import Claims
 from daemon.broadcasts.dispatch import source_of
 from daemon.speakers.outbox import CommandRecord
 
@@ -27,6 +29,9 @@ router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
 KEEPALIVE_S = 15.0  # a comment line so proxies and phones keep an idle stream open
 COALESCE_S = 0.25  # changes within this are sent as one event
+# A stream ends after this (or when its login expires) and the console opens a new one:
+# a disabled account or a changed role is asked again, at most this late.
+LIFETIME = timedelta(minutes=10)
 
 
 @router.get(
@@ -34,17 +39,23 @@ COALESCE_S = 0.25  # changes within this are sent as one event
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def events(broadcast_id: str, state: State, _: Reader) -> StreamingResponse:
-    """Server-Sent Events: `progress` with the broadcast's view, on connect and on changes."""
-    first = await view(state, broadcast_id)  # 404 before the stream starts
+async def events(broadcast_id: str, state: State, claims: Reader) -> StreamingResponse:
+    """Server-Sent Events: `progress` with the broadcast's view, on connect and on changes.
+
+    The stream ends when the login expires, after 10 minutes, or when loacam stops; the
+    console then opens a new one (and its first event is the whole state again)."""
+    first = await view(state, broadcast_id, claims)  # 404 before the stream starts
+    ends_at = min(claims.expires_at, datetime.now(UTC) + LIFETIME)
     return StreamingResponse(
-        _stream(state, broadcast_id, first.model_dump_json()),
+        _stream(state, broadcast_id, claims, first.model_dump_json(), ends_at),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(state: State, broadcast_id: str, first: str) -> AsyncIterator[str]:
+async def _stream(
+    state: State, broadcast_id: str, claims: Claims, first: str, ends_at: datetime
+) -> AsyncIterator[str]:
     changed = asyncio.Event()
     source = source_of(broadcast_id)
 
@@ -63,14 +74,24 @@ async def _stream(state: State, broadcast_id: str, first: str) -> AsyncIterator[
     try:
         sent = first
         yield _event(first)
-        while not state.broadcasts.stopped.is_set():
-            await wait_first(changed, state.broadcasts.stopped, within_s=KEEPALIVE_S)
+        while not (state.closing.is_set() or state.broadcasts.stopped.is_set()):
+            left = (ends_at - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                return
+            await wait_first(
+                changed,
+                state.closing,
+                state.broadcasts.stopped,
+                within_s=min(KEEPALIVE_S, left),
+            )
+            if state.closing.is_set():
+                return
             if not changed.is_set():
                 yield ": keepalive\n\n"
                 continue
             await asyncio.sleep(COALESCE_S)  # let a burst of speaker answers land together
             changed.clear()
-            current = (await view(state, broadcast_id)).model_dump_json()
+            current = (await view(state, broadcast_id, claims)).model_dump_json()
             if current != sent:
                 sent = current
                 yield _event(current)

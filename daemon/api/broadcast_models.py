@@ -7,14 +7,15 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from daemon.api.speaker_models import CommandOut, TargetsIn
 from daemon.broadcasts.conflicts import Choice
+from daemon.broadcasts.relay import display_url
 from daemon.broadcasts.store import BroadcastRecord, ExecutionRecord
 from daemon.config_audio import Voice
 from daemon.schedule.recurrence import LOCAL
-from daemon.speakers.outbox import CommandRecord
+from daemon.speakers.outbox import CommandRecord, latest_per_speaker
 
 Priority = Literal["normal", "priority", "emergency"]
 MAX_RELAY_S = 6 * 3600
@@ -47,7 +48,9 @@ class _Fields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     voice: Voice | None = None
     volume: int | None = Field(None, ge=0, le=100)
-    start_at: datetime | None = Field(None, description="ISO 8601 with offset; none: now.")
+    start_at: AwareDatetime | None = Field(
+        None, description="ISO 8601 with its UTC offset (+07:00); none: now."
+    )
     recurrence: RecurrenceIn | None = None
     duration_s: int | None = Field(
         None, ge=5, le=MAX_RELAY_S, description="A relay's length; it is stopped after it."
@@ -149,7 +152,10 @@ def broadcast_out(
     record: BroadcastRecord,
     next_at: datetime | None,
     runs: list[ExecutionOut] | None = None,
+    *,
+    full_url: bool = True,
 ) -> BroadcastOut:
+    """The API's view; `full_url` False shows a relay's URL without its query (a token)."""
     lunar = (
         LunarIn(day=record.lunar_day, month=record.lunar_month)
         if record.lunar_day is not None
@@ -164,7 +170,7 @@ def broadcast_out(
         status=record.status.value,
         text=record.text,
         media_id=record.media_id,
-        url=record.url,
+        url=record.url if full_url or record.url is None else display_url(record.url),
         duration_s=record.duration_s,
         voice=record.voice,
         volume=record.volume,
@@ -185,10 +191,7 @@ def broadcast_out(
 def execution_out(run: ExecutionRecord, commands: Iterable[CommandRecord]) -> ExecutionOut:
     """One execution with each speaker's latest play (a resumed play supersedes the cut one)."""
     mine = [c for c in commands if c.item_id == str(run.id)]
-    latest: dict[str, CommandRecord] = {}
-    for command in sorted(mine, key=lambda c: c.issued_at):
-        latest[command.speaker_id] = command
-    shown = [latest[speaker] for speaker in sorted(latest)]
+    shown = sorted(latest_per_speaker(mine), key=lambda c: c.speaker_id)
     return ExecutionOut(
         id=run.id,
         slot=run.slot.astimezone(LOCAL),

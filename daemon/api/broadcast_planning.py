@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import HTTPException, Request, status
 
+from daemon.api.broadcast_models import MAX_RELAY_S
 from daemon.api.deps import State, audit
 from daemon.audio.service import AudioInputError
 from daemon.auth import Claims
@@ -34,6 +35,8 @@ from daemon.schedule.recurrence import LOCAL
 from daemon.speakers.service import TargetError, Targets
 
 _CHOICES = [choice.value for choice in Choice if choice is not Choice.ASK]
+# A one-off sent this long ago may still be playing (a relay lasts 6 hours at most).
+ON_AIR_AT_MOST = timedelta(seconds=MAX_RELAY_S)
 
 
 async def planned(state: State, record: BroadcastRecord) -> Planned:
@@ -79,12 +82,13 @@ async def settle(
     Raises 409 (with the conflicts and the choices) when asked to ask, or when the choice
     cannot be carried out. Other broadcasts moved or replaced are written and audited here.
     """
+    if record.priority == "emergency":
+        return record  # never asked: it pre-empts
     new = await planned(state, record)
-    others = [
-        await planned(state, other)
-        for other in await list_broadcasts(state.store, Status.ACTIVE)
-        if other.id != record.id
-    ]
+    # What is scheduled, and the one-offs already sent that may still be playing.
+    candidates = await list_broadcasts(state.store, Status.ACTIVE)
+    candidates += await list_broadcasts(state.store, Status.DONE, since=now - ON_AIR_AT_MOST)
+    others = [await planned(state, other) for other in candidates if other.id != record.id]
     # Walking every schedule a week ahead is CPU work: off the event loop.
     clash = await asyncio.to_thread(find, new, others, now)
     if not clash or choice is Choice.ALLOW:
@@ -111,19 +115,28 @@ async def settle(
     except ConflictError as exc:
         raise _conflict(str(exc), list(view)) from exc
     for other in moved:
-        await _rewrite(state, request, claims, replace(other, updated_at=now), "move")
+        await _rewrite(state, request, claims, replace(other, planned_at=now), what="move", now=now)
     if choice is Choice.REPLACE:
         cancel, skipping = replaced(by_id, clash)
         for other_id in cancel:
             await set_status(state.store, other_id, Status.CANCELLED, now)
             await audit(state, request, claims, "broadcast.cancel", other_id, detail="replaced")
-        for other in skipping:
-            await _rewrite(state, request, claims, replace(other, updated_at=now), "skip")
+        for other in skipping:  # skipping a day adds no slot: it keeps counting as before
+            await _rewrite(state, request, claims, other, what="skip", now=now)
     return record
 
 
 async def _rewrite(
-    state: State, request: Request, claims: Claims, record: BroadcastRecord, what: str
+    state: State,
+    request: Request,
+    claims: Claims,
+    record: BroadcastRecord,
+    *,
+    what: str,
+    now: datetime,
 ) -> None:
-    await update_broadcast(state.store, record)
+    if not await update_broadcast(state.store, replace(record, updated_at=now), record.updated_at):
+        raise _conflict(
+            f'"{record.title}" vừa được sửa hoặc đã kết thúc, hãy thử lại (changed meanwhile)'
+        )
     await audit(state, request, claims, f"broadcast.{what}", record.id, detail=record.title)

@@ -41,6 +41,7 @@ from daemon.broadcasts.store import (
 )
 from daemon.schedule.lunar import LunarDateError
 from daemon.schedule.recurrence import LOCAL, ScheduleError, occurrences, validate
+from daemon.speakers.outbox import item_commands
 from daemon.speakers.service import TargetError
 from daemon.speakers.service import Targets as SpeakerTargets
 
@@ -68,17 +69,20 @@ async def next_air(record: BroadcastRecord, now: datetime) -> datetime | None:
     return upcoming[0] if upcoming else None
 
 
-async def _check(state: State, record: BroadcastRecord, now: datetime, *, moved: bool) -> None:
+async def _check(state: State, record: BroadcastRecord, now: datetime, *, new_start: bool) -> None:
     """Refuse, in plain words, a broadcast that could not air as asked."""
-    if not moved and await next_air(record, now) is None:
-        raise _unprocessable("Lịch này không còn lần phát nào (no air time left)")
     try:
-        if moved:  # a new or changed start: it must not be in the past, and must fire
-            await asyncio.to_thread(validate, record.schedule, now)
+        # A new start must not be in the past; a kept one (last week's programme given a
+        # new rule) may be. Either way the rule must be valid and still fire.
+        await asyncio.to_thread(
+            validate, record.schedule, now if new_start else min(now, record.start_at)
+        )
         wanted = record.targets
         state.speakers.resolve(SpeakerTargets(wanted.all, wanted.zones, wanted.speakers))
     except (ScheduleError, TargetError) as exc:
         raise _unprocessable(str(exc)) from exc
+    if not new_start and await next_air(record, now) is None:
+        raise _unprocessable("Lịch này không còn lần phát nào (no air time left)")
     if record.kind is Kind.MEDIA and await state.library.get_item(record.media_id or "") is None:
         raise _unprocessable("Không có bản ghi này trong thư viện (no such recording)")
     if record.kind is Kind.TEXT:
@@ -113,7 +117,7 @@ def _new_record(body: BroadcastIn, claims: Claims, now: datetime) -> BroadcastRe
         kind=kind,
         targets=Targets(targets.all, targets.zones, targets.speakers),
         priority=body.priority,
-        start_at=start.astimezone(UTC),
+        start_at=_utc(start),
         created_by=claims.username,
         created_at=now,
         updated_at=now,
@@ -150,7 +154,7 @@ def _changed(record: BroadcastRecord, body: BroadcastPatch, now: datetime) -> Br
     if body.lateness_min is not None:
         changes["lateness_s"] = body.lateness_min * 60
     if body.start_at is not None:
-        changes["start_at"] = body.start_at.astimezone(UTC)
+        changes["start_at"] = _utc(body.start_at)
     if "recurrence" in given:
         recurrence = body.recurrence
         lunar = recurrence.lunar if recurrence else None
@@ -163,6 +167,8 @@ def _changed(record: BroadcastRecord, body: BroadcastPatch, now: datetime) -> Br
     changed = replace(record, **changes)  # type: ignore[arg-type]
     if changed.schedule.recurring:
         changed = replace(changed, start_at=changed.start_at.replace(second=0, microsecond=0))
+    if changed.schedule != record.schedule:  # slots count from now (engine.counts_from)
+        changed = replace(changed, planned_at=now)
     if changed.kind is not Kind.URL and changed.duration_s is not None:
         raise _unprocessable("Chỉ tiếp sóng mới có thời lượng (only a relay has duration_s)")
     if changed.kind is Kind.URL and changed.duration_s is None:
@@ -178,11 +184,11 @@ async def create_broadcast(
     409 with the conflicts when it overlaps another on the same speakers (`on_conflict`)."""
     now = datetime.now(UTC)
     record = _new_record(body, claims, now)
-    await _check(state, record, now, moved=True)
+    await _check(state, record, now, new_start=True)
     async with state.broadcast_planning:  # two at once would each miss the other's conflict
         record = await settle(state, request, claims, record, choice=body.on_conflict, now=now)
         await insert_broadcast(state.store, record)
-    _planned_again(state)
+    _planned_again(state, record, now)
     await audit(state, request, claims, "broadcast.create", record.id, detail=record.title)
     return broadcast_out(record, await next_air(record, now))
 
@@ -200,26 +206,47 @@ async def update(
             detail="Chương trình đã phát xong hoặc đã hủy, không sửa được (not active)",
         )
     changed = _changed(record, body, now)
-    moved = changed.schedule != record.schedule
-    await _check(state, changed, now, moved=moved)
+    await _check(state, changed, now, new_start=changed.start_at != record.start_at)
+    # Only what can make it overlap another is checked again (a new title is not).
+    overlaps_anew = (changed.schedule, changed.targets, changed.priority, changed.duration_s,
+                     changed.text, changed.media_id) != (
+        record.schedule, record.targets, record.priority, record.duration_s, record.text,
+        record.media_id)  # fmt: skip
     async with state.broadcast_planning:
-        changed = await settle(state, request, claims, changed, choice=body.on_conflict, now=now)
-        if not await update_broadcast(state.store, changed):
-            raise HTTPException(status.HTTP_409_CONFLICT, detail="Chương trình vừa kết thúc")
-    _planned_again(state)
+        if overlaps_anew:
+            changed = await settle(
+                state, request, claims, changed, choice=body.on_conflict, now=now
+            )
+        if not await update_broadcast(state.store, changed, read_at=record.updated_at):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail="Chương trình vừa được sửa, đã kết thúc hoặc đã hủy: hãy tải lại "
+                "(changed meanwhile)",
+            )
+    _planned_again(state, changed, now)
     await audit(state, request, claims, "broadcast.update", record.id, detail=changed.title)
     return broadcast_out(changed, await next_air(changed, now))
 
 
-def _planned_again(state: State) -> None:
+def _planned_again(state: State, record: BroadcastRecord, now: datetime) -> None:
     state.broadcasts.wake()
     state.render_ahead.wake()
+    state.relays.wake()  # a relay shortened or cut by this ends at its new time
+    if record.priority == "emergency" and record.start_at <= now:
+        state.broadcasts.air_urgent(record)
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # year 9999 with a negative offset
+        raise _unprocessable("Thời điểm ngoài phạm vi (start_at out of range)") from exc
 
 
 @router.get("", response_model=list[BroadcastOut])
 async def list_all(
     state: State,
-    _: Reader,
+    claims: Reader,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     priority: Annotated[str | None, Query(pattern="^(normal|priority|emergency)$")] = None,
     kind: Annotated[Kind | None, Query()] = None,
@@ -232,7 +259,8 @@ async def list_all(
         if (priority is None or record.priority == priority)
         and (kind is None or record.kind is kind)
     ]
-    return [broadcast_out(record, await next_air(record, now)) for record in records]
+    full = writes(claims)
+    return [broadcast_out(record, await next_air(record, now), full_url=full) for record in records]
 
 
 async def _found(state: State, broadcast_id: str) -> BroadcastRecord:
@@ -248,22 +276,32 @@ async def _runs(
     runs = await recent_executions(state.store, record.id, limit=limit, before=before)
     if not runs:
         return []
-    # The dispatcher's view: progress not yet saved is taken from memory.
-    commands = await state.speakers.dispatcher.recent(source=source_of(record.id), limit=100_000)
-    return [execution_out(run, commands) for run in runs]
+    source = source_of(record.id)
+    shown = []
+    for run in runs:
+        stored = await item_commands(state.store, source, str(run.id))
+        # The dispatcher's view: progress not yet saved is taken from memory.
+        shown.append(execution_out(run, state.speakers.dispatcher.latest(stored)))
+    return shown
 
 
-async def view(state: State, broadcast_id: str) -> BroadcastOut:
+def writes(claims: Claims) -> bool:
+    """The radio station (and admin) see a relay's whole URL; leaders see scheme, host, path."""
+    return claims.role in {Role.RADIO, Role.ADMIN}
+
+
+async def view(state: State, broadcast_id: str, claims: Claims) -> BroadcastOut:
     """The broadcast with its latest executions and each speaker's delivery (also for SSE)."""
     record = await _found(state, broadcast_id)
     runs = await _runs(state, record, _SHOWN_EXECUTIONS)
-    return broadcast_out(record, await next_air(record, datetime.now(UTC)), runs)
+    now = datetime.now(UTC)
+    return broadcast_out(record, await next_air(record, now), runs, full_url=writes(claims))
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastOut)
-async def get_one(broadcast_id: str, state: State, _: Reader) -> BroadcastOut:
+async def get_one(broadcast_id: str, state: State, claims: Reader) -> BroadcastOut:
     """The broadcast, its latest 20 executions, and each speaker's delivery state."""
-    return await view(state, broadcast_id)
+    return await view(state, broadcast_id, claims)
 
 
 @router.get("/{broadcast_id}/executions", response_model=list[ExecutionOut])
@@ -272,7 +310,9 @@ async def list_executions(
     state: State,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="Older than this execution id.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Older than this execution id.")
+    ] = None,
 ) -> list[ExecutionOut]:
     """Executions, newest first; page with `before` = the last id seen."""
     return await _runs(state, await _found(state, broadcast_id), limit, before)
@@ -302,7 +342,7 @@ async def cancel(broadcast_id: str, state: State, claims: Radio, request: Reques
     state.broadcasts.wake()
     state.relays.wake()  # a relay on air now is stopped at once
     await audit(state, request, claims, "broadcast.cancel", record.id, detail=record.title)
-    return await view(state, broadcast_id)
+    return await view(state, broadcast_id, claims)
 
 
 class ClockResetOut(BaseModel):
@@ -324,6 +364,7 @@ async def clock_reset(state: State, claims: Technician, request: Request) -> Clo
             "(the clock is not behind the last execution)",
         )
     forgotten = await forget_the_future(state.store, now)
+    state.speakers.dispatcher.forget(forgotten.dropped_commands)
     state.broadcasts.wake()
     await audit(
         state,

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from daemon.broadcasts.dispatch import source_of
 from daemon.broadcasts.store import Status
 from daemon.store import Store
-from daemon.store.schema import broadcasts, executions
+from daemon.store.schema import broadcasts, executions, speaker_commands
 
 
 @dataclass(frozen=True)
@@ -27,26 +28,38 @@ class Forgotten:
     deleted: int  # executions of slots that have not come yet
     brought_back: int  # executions of past slots whose send time was in the future
     reactivated: tuple[str, ...]  # broadcasts active again
+    dropped_commands: tuple[str, ...] = ()  # speaker commands of the forgotten executions
 
 
 async def forget_the_future(store: Store, now: datetime) -> Forgotten:
     now = now.astimezone(UTC)  # the store keeps UTC wall times
     future_slot = executions.c.slot > now
     async with store.engine.begin() as conn:
-        owners = set(
-            (
-                await conn.execute(
-                    sa.select(executions.c.broadcast_id).where(future_slot).distinct()
-                )
-            ).scalars()
-        )
+        doomed = (
+            await conn.execute(
+                sa.select(executions.c.id, executions.c.broadcast_id).where(future_slot)
+            )
+        ).all()
+        owners = {broadcast_id for _, broadcast_id in doomed}
+        # Their speaker commands go too: an execution id may be given again (SQLite reuses
+        # the highest), and a command dated a year ahead must not be re-sent.
+        pairs = [
+            (source_of(broadcast_id), str(execution_id)) for execution_id, broadcast_id in doomed
+        ]
+        dropped: tuple[str, ...] = ()
+        if pairs:
+            which = sa.tuple_(speaker_commands.c.source, speaker_commands.c.item_id).in_(pairs)
+            dropped = tuple(
+                (await conn.execute(sa.select(speaker_commands.c.cmd_id).where(which))).scalars()
+            )
+            await conn.execute(sa.delete(speaker_commands).where(which))
         deleted = (await conn.execute(sa.delete(executions).where(future_slot))).rowcount
         brought_back = (
             await conn.execute(
                 sa.update(executions).where(executions.c.fired_at > now).values(fired_at=now)
             )
         ).rowcount
-        for column in (broadcasts.c.created_at, broadcasts.c.updated_at):
+        for column in (broadcasts.c.created_at, broadcasts.c.updated_at, broadcasts.c.planned_at):
             await conn.execute(sa.update(broadcasts).where(column > now).values({column.name: now}))
         reactivate = (
             sa.update(broadcasts)
@@ -55,4 +68,4 @@ async def forget_the_future(store: Store, now: datetime) -> Forgotten:
             .returning(broadcasts.c.id)
         )
         reactivated = tuple(sorted((await conn.execute(reactivate)).scalars()))
-    return Forgotten(deleted, brought_back, reactivated)
+    return Forgotten(deleted, brought_back, reactivated, dropped)

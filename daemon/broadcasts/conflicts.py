@@ -59,7 +59,9 @@ def speech_length(spoken_text: str) -> timedelta:
 def slots(planned: Planned, now: datetime) -> list[Slot]:
     """Its air times from now to the horizon, as rule slots."""
     record = planned.record
-    if record.status is not Status.ACTIVE:
+    # A one-off already sent is still a slot while it may be playing.
+    sent = record.status is Status.DONE and not record.schedule.recurring
+    if record.status is not Status.ACTIVE and not sent:
         return []
     times = occurrences(record.schedule, now - planned.length, SLOTS_EACH)
     return [
@@ -100,7 +102,13 @@ def queue_after(new: Planned, others: list[Planned], now: datetime) -> Broadcast
         shift = moved - mine.start
         if record.schedule.recurring:  # 06:03, not 06:02:41 every day
             shift = timedelta(minutes=math.ceil(shift.total_seconds() / 60))
+        before = slots(replace(new, record=record), now)
         record = replace(record, start_at=record.start_at + shift)
+        if slots(replace(new, record=record), now) == before:
+            raise ConflictError(
+                "Quy tắc lặp đặt giờ cố định (BYHOUR/BYMINUTE) nên không tự xếp sau được: hãy "
+                "sửa giờ trong quy tắc, hoặc chọn Thay thế hay Vẫn phát (the rule fixes the time)"
+            )
     if find(replace(new, record=record), others, now):
         raise ConflictError(
             "Không xếp sau được: lịch này vẫn trùng sau khi dời (still overlapping after queueing)"

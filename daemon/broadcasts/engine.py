@@ -31,14 +31,13 @@ from daemon.broadcasts.store import (
     BroadcastRecord,
     ExecState,
     ExecutionRecord,
-    Status,
     active_broadcasts,
     claim,
     fail_stale_pending,
+    finish_broadcast,
     finish_execution,
     last_slot,
     latest_fired_at,
-    set_status,
 )
 from daemon.schedule.lunar import LunarDateError
 from daemon.schedule.recurrence import LOCAL, START_GRACE, Schedule, ScheduleError, occurrences
@@ -153,6 +152,7 @@ class Engine:
         self._broken: set[str] = set()  # broadcasts whose schedule was reported unreadable
         self._wake = asyncio.Event()
         self._listeners: list[Callable[[str], None]] = []
+        self._urgent: set[asyncio.Task[list[ExecutionRecord]]] = set()
         self.stopped = asyncio.Event()  # set when run() ends (live views close then)
 
     def listen(self, listener: Callable[[str], None]) -> Callable[[], None]:
@@ -162,11 +162,27 @@ class Engine:
 
     def _tell(self, broadcast_id: str) -> None:
         for listener in list(self._listeners):
-            listener(broadcast_id)
+            try:
+                listener(broadcast_id)
+            except Exception:  # a broken live view never stops a broadcast
+                log.exception("broadcast engine: a listener failed")
 
     def wake(self) -> None:
         """Plan again now (a broadcast was added or changed)."""
         self._wake.set()
+
+    def air_urgent(self, broadcast: BroadcastRecord) -> None:
+        """Decide an emergency's due slot now, beside the loop: a storm warning does not
+        wait for the programme the loop may be rendering or relaying. The (broadcast,
+        slot) claim keeps the two from airing it twice."""
+        task = asyncio.create_task(self._tick_broadcast(broadcast, self._clock()))
+        self._urgent.add(task)
+        task.add_done_callback(self._urgent_done)
+
+    def _urgent_done(self, task: asyncio.Task[list[ExecutionRecord]]) -> None:
+        self._urgent.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("broadcast engine: an urgent slot failed", exc_info=error)
 
     async def _fail_interrupted(self, now: datetime) -> None:
         # A dispatch takes at most the TTS deadline (minutes): a slot PENDING for longer
@@ -182,14 +198,16 @@ class Engine:
         """Decide every due slot; the executions this engine claimed, in their final state."""
         now = self._clock()
         await self._check_jump(now, self._monotonic())
-        if await self._clock_behind(now):
-            return []
+        behind = await self._clock_behind(now)
         await self._fail_interrupted(now)
         decided: list[ExecutionRecord] = []
-        # Emergencies first: a storm warning never waits behind a programme's render.
+        # Emergencies first: a storm warning never waits behind a programme's render. A
+        # clock behind the last execution holds back everything else, not a storm warning.
         pending = sorted(
             await active_broadcasts(self._store), key=lambda b: b.priority != "emergency"
         )
+        if behind:
+            pending = [b for b in pending if b.priority == "emergency"]
         for broadcast in pending:
             decided += await self._tick_broadcast(broadcast, now)
         return decided
@@ -228,6 +246,9 @@ class Engine:
                     delay = self._max_sleep_s
                 await self._sleep(stop, delay)
         finally:
+            for task in list(self._urgent):
+                task.cancel()
+            await asyncio.gather(*self._urgent, return_exceptions=True)
             self.stopped.set()
 
     async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
@@ -284,9 +305,9 @@ class Engine:
     async def _tick_broadcast(
         self, broadcast: BroadcastRecord, now: datetime
     ) -> list[ExecutionRecord]:
-        # Slots count from the latest decided one, and never from before the broadcast
-        # was last written: a changed rule does not raise alarms for slots it never had.
-        after = broadcast.updated_at - NEW_BROADCAST_GRACE
+        # Slots count from the latest decided one, and never from before the schedule was
+        # last set: a changed rule does not raise alarms for slots it never had.
+        after = broadcast.counts_from - NEW_BROADCAST_GRACE
         decided_last = await last_slot(self._store, broadcast.id)
         if decided_last is not None:
             after = max(after, decided_last)
@@ -301,8 +322,9 @@ class Engine:
         if not backlog.slots:
             return []
         decided = await self._decide(broadcast, backlog, now)
-        if over:  # a one-off, or a rule that has ended: no slot left to air
-            await set_status(self._store, broadcast.id, Status.DONE, now)
+        # A one-off, or a rule that has ended: no slot left to air (unless it was changed
+        # or cancelled meanwhile, which wins).
+        if over and await finish_broadcast(self._store, broadcast, now):
             log.info("broadcast %s: last slot decided, done", broadcast.id)
         return decided
 

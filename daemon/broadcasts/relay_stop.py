@@ -18,17 +18,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from daemon.aio import wait_first
 from daemon.broadcasts.dispatch import source_of
 from daemon.broadcasts.relay import relay_end
-from daemon.broadcasts.store import (
-    BroadcastRecord,
-    ExecState,
-    ExecutionRecord,
-    Status,
-    mark_stopped,
-    release_stopped,
-    unstopped_relays,
-)
+from daemon.broadcasts.relay_store import mark_stopped, release_stopped, unstopped_relays
+from daemon.broadcasts.store import BroadcastRecord, ExecState, ExecutionRecord, Status
 from daemon.speakers.dispatcher import DispatcherNotReadyError
 from daemon.speakers.outbox import CommandRecord, item_commands
 from daemon.speakers.service import SpeakerService
@@ -156,10 +150,4 @@ class RelayStopper:
             unsubscribe()
 
     async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await wait_first(stop, self._wake, within_s=delay)

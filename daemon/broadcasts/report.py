@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from daemon.broadcasts.dispatch import source_of
 from daemon.broadcasts.store import Targets, executions_between
 from daemon.schedule.recurrence import LOCAL
-from daemon.speakers.outbox import CommandRecord, DeliveryState, recent_commands
+from daemon.speakers.outbox import CommandRecord, DeliveryState, latest_per_speaker, recent_commands
 from daemon.store import Store
 from daemon.store.schema import speaker_commands
 from drivers.speaker.model import Op, Priority
@@ -78,16 +78,6 @@ def _targets_text(targets: Targets) -> str:
         return "Tất cả"
     parts = [*(f"vùng {z}" for z in targets.zones), *(f"loa {s}" for s in targets.speakers)]
     return ", ".join(parts)
-
-
-def latest_per_speaker(commands: Sequence[CommandRecord]) -> list[CommandRecord]:
-    """Each speaker's latest command (a resumed play supersedes the one cut off)."""
-    latest: dict[str, CommandRecord] = {}
-    for command in commands:
-        known = latest.get(command.speaker_id)
-        if known is None or command.issued_at > known.issued_at:
-            latest[command.speaker_id] = command
-    return list(latest.values())
 
 
 async def _cutters(store: Store, cut: Sequence[CommandRecord]) -> dict[str, Priority]:

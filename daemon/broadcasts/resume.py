@@ -39,6 +39,7 @@ from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from daemon.aio import wait_first
 from daemon.broadcasts.dispatch import source_of
 from daemon.broadcasts.store import (
     BroadcastRecord,
@@ -209,7 +210,7 @@ class Resumer:
         while not stop.is_set():
             self._wake.clear()
             await self.resume_ready()
-            await _wait_any(self._wake, stop, TICK_S)
+            await wait_first(self._wake, stop, within_s=TICK_S)
             if self._wake.is_set():
                 await pause(stop, COALESCE_S)
 
@@ -311,12 +312,3 @@ class Resumer:
         for key, deadline in list(self._resumed.items()):
             if deadline < now:
                 del self._resumed[key]
-
-
-async def _wait_any(event: asyncio.Event, stop: asyncio.Event, within_s: float) -> None:
-    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

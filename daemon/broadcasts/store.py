@@ -90,7 +90,13 @@ class BroadcastRecord:
     lateness_s: int = DEFAULT_LATENESS_S
     duration_s: int | None = None  # a relayed stream's length: it is stopped after this
     skip_dates: tuple[date, ...] = ()  # Vietnam dates a recurring broadcast does not air
+    planned_at: datetime | None = None  # when the schedule was last changed (None: created)
     status: Status = Status.ACTIVE
+
+    @property
+    def counts_from(self) -> datetime:
+        """Slots before this were never part of the current schedule: not aired, not missed."""
+        return self.planned_at or self.created_at
 
     @property
     def schedule(self) -> Schedule:
@@ -147,6 +153,7 @@ def _broadcast_row(record: BroadcastRecord) -> dict[str, object]:
         "lunar_month": record.lunar_month,
         "lateness_s": record.lateness_s,
         "duration_s": record.duration_s,
+        "planned_at": None if record.planned_at is None else _to_db(record.planned_at),
         "skip_dates": json.dumps([day.isoformat() for day in record.skip_dates])
         if record.skip_dates
         else None,
@@ -175,6 +182,7 @@ def _broadcast(row: sa.RowMapping) -> BroadcastRecord:
         lunar_month=row["lunar_month"],
         lateness_s=row["lateness_s"],
         duration_s=row["duration_s"],
+        planned_at=_utc_or_none(row["planned_at"]),
         skip_dates=tuple(date.fromisoformat(day) for day in json.loads(row["skip_dates"] or "[]")),
         status=Status(row["status"]),
         created_by=row["created_by"],
@@ -217,6 +225,22 @@ async def active_broadcasts(store: Store) -> list[BroadcastRecord]:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [_broadcast(row) for row in rows]
+
+
+async def finish_broadcast(store: Store, broadcast: BroadcastRecord, now: datetime) -> bool:
+    """Mark DONE a broadcast whose last slot is decided, unless it was changed or cancelled
+    since it was read (a PATCH moving a one-off, a cancel during its dispatch win)."""
+    statement = (
+        sa.update(_broadcasts)
+        .where(
+            _broadcasts.c.id == broadcast.id,
+            _broadcasts.c.status == Status.ACTIVE.value,
+            _broadcasts.c.updated_at == _to_db(broadcast.updated_at),
+        )
+        .values(status=Status.DONE.value, updated_at=_to_db(now))
+    )
+    async with store.engine.begin() as conn:
+        return (await conn.execute(statement)).rowcount == 1
 
 
 async def set_status(store: Store, broadcast_id: str, status: Status, now: datetime) -> None:
@@ -316,24 +340,33 @@ async def recent_executions(
     return [_execution(row) for row in rows]
 
 
-async def update_broadcast(store: Store, record: BroadcastRecord) -> bool:
-    """Write every field of an active broadcast; False if it is no longer active."""
+async def update_broadcast(store: Store, record: BroadcastRecord, read_at: datetime) -> bool:
+    """Write every field of an active broadcast last written at `read_at` (when it was read);
+    False if it is no longer active or somebody wrote it since (nothing is overwritten)."""
     values = _broadcast_row(record)
     del values["id"], values["created_by"], values["created_at"]
     statement = (
         sa.update(_broadcasts)
-        .where(_broadcasts.c.id == record.id, _broadcasts.c.status == Status.ACTIVE.value)
+        .where(
+            _broadcasts.c.id == record.id,
+            _broadcasts.c.status == Status.ACTIVE.value,
+            _broadcasts.c.updated_at == _to_db(read_at),
+        )
         .values(values)
     )
     async with store.engine.begin() as conn:
         return (await conn.execute(statement)).rowcount == 1
 
 
-async def list_broadcasts(store: Store, status: Status | None = None) -> list[BroadcastRecord]:
-    """Broadcasts, newest first; only those with `status` if given."""
+async def list_broadcasts(
+    store: Store, status: Status | None = None, *, since: datetime | None = None
+) -> list[BroadcastRecord]:
+    """Broadcasts, newest first; only those with `status`, starting after `since`, if given."""
     query = sa.select(_broadcasts).order_by(_broadcasts.c.created_at.desc())
     if status is not None:
         query = query.where(_broadcasts.c.status == status.value)
+    if since is not None:
+        query = query.where(_broadcasts.c.start_at > _to_db(since))
     async with store.engine.connect() as conn:
         return [_broadcast(row) for row in (await conn.execute(query)).mappings()]
 
@@ -359,10 +392,19 @@ async def executions_between(
     store: Store, start: datetime, end: datetime
 ) -> list[tuple[ExecutionRecord, BroadcastRecord]]:
     """Executions whose slot is in [start, end), with their broadcast, in slot order."""
+    return await execution_pairs(
+        store, (_executions.c.slot >= _to_db(start)) & (_executions.c.slot < _to_db(end))
+    )
+
+
+async def execution_pairs(
+    store: Store, where: sa.ColumnElement[bool]
+) -> list[tuple[ExecutionRecord, BroadcastRecord]]:
+    """The executions matching `where`, each with its broadcast, in slot order."""
     query = (
         sa.select(_executions, _broadcasts)
         .join(_broadcasts, _broadcasts.c.id == _executions.c.broadcast_id)
-        .where(_executions.c.slot >= _to_db(start), _executions.c.slot < _to_db(end))
+        .where(where)
         .order_by(_executions.c.slot, _executions.c.id)
     )
     pairs = []
@@ -372,46 +414,3 @@ async def executions_between(
             broadcast = _broadcast({c.name: row[c] for c in _broadcasts.c})  # type: ignore[arg-type]
             pairs.append((execution, broadcast))
     return pairs
-
-
-async def unstopped_relays(store: Store) -> list[tuple[ExecutionRecord, BroadcastRecord]]:
-    """Relays being aired or handed to the speakers (PENDING or DISPATCHED) whose end has
-    not been sent yet, with their broadcast, in slot order."""
-    query = (
-        sa.select(_executions, _broadcasts)
-        .join(_broadcasts, _broadcasts.c.id == _executions.c.broadcast_id)
-        .where(
-            _broadcasts.c.kind == Kind.URL.value,
-            _executions.c.stopped_at.is_(None),
-            _executions.c.state.in_([ExecState.PENDING.value, ExecState.DISPATCHED.value]),
-        )
-        .order_by(_executions.c.slot, _executions.c.id)
-    )
-    pairs = []
-    async with store.engine.connect() as conn:
-        for row in (await conn.execute(query)).mappings():
-            execution = _execution({c.name: row[c] for c in _executions.c})  # type: ignore[arg-type]
-            broadcast = _broadcast({c.name: row[c] for c in _broadcasts.c})  # type: ignore[arg-type]
-            pairs.append((execution, broadcast))
-    return pairs
-
-
-async def mark_stopped(store: Store, execution_id: int, at: datetime) -> bool:
-    """Claim a relay's end before sending it (as `claim` does a slot's air): False if
-    it was claimed already, by this daemon before a restart or by another."""
-    statement = (
-        sa.update(_executions)
-        .where(_executions.c.id == execution_id, _executions.c.stopped_at.is_(None))
-        .values(stopped_at=_to_db(at))
-    )
-    async with store.engine.begin() as conn:
-        return (await conn.execute(statement)).rowcount == 1
-
-
-async def release_stopped(store: Store, execution_id: int) -> None:
-    """Undo `mark_stopped`: the stop could not be sent, it is to be tried again."""
-    statement = (
-        sa.update(_executions).where(_executions.c.id == execution_id).values(stopped_at=None)
-    )
-    async with store.engine.begin() as conn:
-        await conn.execute(statement)

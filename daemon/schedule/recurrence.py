@@ -88,9 +88,9 @@ def _lunar_days(lunar: Lunar, start_year: int) -> Iterator[date]:
 def occurrences(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
     """The next `count` air times strictly after `after`, in UTC (fewer if it ends)."""
     if schedule.rrule is not None:
-        # Skipped dates drop some of what is asked for: ask for that many more.
-        wanted = count + len(schedule.skip)
-        times: Iterator[datetime] = _rule(schedule).xafter(after.astimezone(LOCAL), count=wanted)
+        # Lazily, with no count: skipped dates (a day may hold several air times) are
+        # filtered below and islice stops once `count` are kept.
+        times: Iterator[datetime] = _rule(schedule).xafter(after.astimezone(LOCAL))
     elif schedule.lunar is not None:
         local = schedule.start_at.astimezone(LOCAL)
         first = max(after.astimezone(LOCAL).date(), local.date())

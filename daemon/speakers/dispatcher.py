@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from daemon.aio import wait_first
 from daemon.media import MediaError, MediaSigner, MediaStore
 from daemon.speakers.outbox import (
     CommandRecord,
@@ -343,6 +344,12 @@ class Dispatcher:
         )
         return [self._live.get(record.cmd_id, record) for record in stored]
 
+    def forget(self, cmd_ids: Iterable[str]) -> None:
+        """Stop following and sending these commands (their rows were deleted)."""
+        for cmd_id in cmd_ids:
+            self._live.pop(cmd_id, None)
+            self._dirty.pop(cmd_id, None)
+
     def latest(self, records: Iterable[CommandRecord]) -> list[CommandRecord]:
         """These stored commands, with the progress not saved yet taken from memory."""
         return [self._live.get(record.cmd_id, record) for record in records]
@@ -373,7 +380,7 @@ class Dispatcher:
             while not stop.is_set():
                 await self._sweep()
                 await self.flush()
-                await _wait_any(self._wake, stop, TICK_S)
+                await wait_first(self._wake, stop, within_s=TICK_S)
                 if self._wake.is_set():
                     await pause(stop, COALESCE_S)
         finally:
@@ -430,12 +437,3 @@ class Dispatcher:
         self._dirty[record.cmd_id] = record
         self._wake.set()
         self._tell(record)
-
-
-async def _wait_any(event: asyncio.Event, stop: asyncio.Event, within_s: float) -> None:
-    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

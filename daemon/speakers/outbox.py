@@ -235,3 +235,13 @@ async def get_command(store: Store, cmd_id: str) -> CommandRecord | None:
     async with store.engine.connect() as conn:
         row = (await conn.execute(query)).mappings().first()
     return _record(row) if row is not None else None
+
+
+def latest_per_speaker(commands: Sequence[CommandRecord]) -> list[CommandRecord]:
+    """Each speaker's latest command (a resumed play supersedes the one cut off)."""
+    latest: dict[str, CommandRecord] = {}
+    for command in commands:
+        known = latest.get(command.speaker_id)
+        if known is None or command.issued_at > known.issued_at:
+            latest[command.speaker_id] = command
+    return list(latest.values())

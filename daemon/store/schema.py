@@ -185,6 +185,7 @@ broadcasts = sa.Table(
     sa.Column("lateness_s", sa.Integer, nullable=False, server_default="600"),
     sa.Column("duration_s", sa.Integer, nullable=True),  # a relay's length (it must end)
     sa.Column("skip_dates", sa.Text, nullable=True),  # JSON list of local dates not aired
+    sa.Column("planned_at", sa.DateTime(timezone=True), nullable=True),  # schedule last set
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("created_by", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -20,6 +20,8 @@ def upgrade() -> None:
     with op.batch_alter_table("broadcasts") as batch:
         batch.add_column(sa.Column("duration_s", sa.Integer, nullable=True))
         batch.add_column(sa.Column("skip_dates", sa.Text, nullable=True))
+        # When the schedule was last set (null: at creation); slots count from it.
+        batch.add_column(sa.Column("planned_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("executions") as batch:
         batch.add_column(sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("speaker_commands") as batch:
@@ -34,5 +36,6 @@ def downgrade() -> None:
     with op.batch_alter_table("executions") as batch:
         batch.drop_column("stopped_at")
     with op.batch_alter_table("broadcasts") as batch:
+        batch.drop_column("planned_at")
         batch.drop_column("skip_dates")
         batch.drop_column("duration_s")
