@@ -126,6 +126,11 @@ async def until(
     raise AssertionError(f"condition not met within {within_s} s (last value: {last!r})")
 
 
+async def holds(value: bool) -> bool:
+    """A condition already computed, as `until` wants it: `until(lambda: holds(x == y))`."""
+    return value
+
+
 def make_audio(path: Path, seconds: float, frequency: int = 440, volume_db: float = 0.0) -> bytes:
     """A real encoded file (ffmpeg's sine source), e.g. an .mp3 or .ogg."""
     subprocess.run(

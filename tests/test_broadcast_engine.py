@@ -39,7 +39,7 @@ from daemon.broadcasts.store import (
 from daemon.schedule.recurrence import LOCAL
 from daemon.store import Store
 from daemon.store.schema import executions as executions_table
-from tests.speaker_rig import until
+from tests.speaker_rig import holds, until
 
 # 03:00 on 2 December 2026 in the commune; the daily 05:30 slot is 22:30 UTC.
 T0 = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
@@ -626,7 +626,7 @@ async def test_an_urgent_slot_airs_beside_a_tick_still_dispatching(store: Store)
     engine = Engine(store, dispatch=slow_then_fast, alarm=leaves.alarm,
                     clock=clocks.wall, monotonic=clocks.monotonic)  # fmt: skip
     ticking = asyncio.create_task(engine.tick())
-    await until(lambda: _true(aired == [programme.title]))
+    await until(lambda: holds(aired == [programme.title]))
     storm = await add_broadcast(store, created_at=SLOT1, start_at=SLOT1, rrule=None,
                                 priority="emergency", title="Bão")  # fmt: skip
     engine.air_urgent(storm)
@@ -636,10 +636,6 @@ async def test_an_urgent_slot_airs_beside_a_tick_still_dispatching(store: Store)
     decided = await ticking
     assert [r.broadcast_id for r in decided] == [programme.id]  # the storm was not aired twice
     assert [r.state for r in await executions(store, storm.id)] == [ExecState.DISPATCHED]
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_two_daemon_processes_on_one_store_air_each_slot_once(tmp_path: Path) -> None:

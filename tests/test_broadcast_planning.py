@@ -25,7 +25,7 @@ from daemon.schedule.recurrence import LOCAL
 from daemon.store.schema import audit_log
 from drivers.sim.broker import PrivateBroker
 from drivers.sim.speaker import SpeakerFleet
-from tests.speaker_rig import bearer, running_daemon, until
+from tests.speaker_rig import bearer, holds, running_daemon, until
 from tests.test_broadcasts_api import RADIO, SPEED, check_report, config, execution, online
 
 LEADER = bearer(Role.LEADER, "leader")
@@ -331,7 +331,7 @@ async def test_a_live_stream_ends_cleanly_when_loacam_stops(
     async with running_daemon(data) as (state, api):
         created = await create(api, text="Bản tin.", targets={"all": True}, start_at=at(tomorrow))
         watcher = asyncio.create_task(watch(str(api.base_url), created.json()["id"]))
-        await until(lambda: _true(len(received) == 1))
+        await until(lambda: holds(len(received) == 1))
         assert not state.closing.is_set()
         # The daemon stops with the stream open (the `async with` ends it below)...
     # ...and the stream ended as a stream ends, not cut off by the server's graceful
@@ -339,7 +339,3 @@ async def test_a_live_stream_ends_cleanly_when_loacam_stops(
     await watcher
     assert state.closing.is_set()
     assert len(received) == 1
-
-
-async def _true(value: bool) -> bool:
-    return value

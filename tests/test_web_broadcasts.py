@@ -54,16 +54,22 @@ FIRST = "Họp dân thôn Trung (kiểm thử)"
 SECOND = "Tiêm phòng thôn Trung (kiểm thử)"
 RELAY = "Tiếp sóng đài tỉnh (kiểm thử)"
 RECORDING = "Bài hát chào mừng ngày hội (kiểm thử)"
+WEEKLY = "Tuyên truyền an toàn giao thông thôn Đoài (kiểm thử)"
+DRAFT = "Thông báo đang viết dở: lịch cắt điện ngày mai"
 # Long enough to be heard for some seconds: the detail must see the speakers get there.
 SPEECH = (
     "Kính mời bà con thôn Đông đến nhà văn hóa thôn lúc 19h hôm nay để bàn việc "
     "phòng chống bão. Đề nghị các hộ cử người đến đúng giờ."
 )
 EN_DASH = "\u2013"  # between two times, as the page writes 14:10-14:12
+# The lunar months as people name them, Giêng (1) to Chạp (12).
+LUNAR_MONTHS = ["Giêng", "Hai", "Ba", "Tư", "Năm", "Sáu", "Bảy", "Tám", "Chín", "Mười"]
+LUNAR_MONTHS += ["Mười Một", "Chạp"]
 WEEKDAYS = ["thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ nhật"]
 DONG = [f"Cụm loa Thôn Đông {n}" for n in range(1, 5)]
 PHONE: ViewportSize = {"width": 360, "height": 800}
 PLAYED_MS = 120_000  # espeak-ng, ffmpeg's loudness passes and the play, on a two-core machine
+SHOWN_AT_ONCE = 50  # broadcasts.js: the list's first page
 
 
 def air_time(iso: str) -> str:
@@ -168,6 +174,15 @@ def choose(page: Page, choice: str, word: str) -> Response:
     return answered.value
 
 
+def posts(requests: list[tuple[str, str]]) -> int:
+    """How many programmes the page has asked the daemon to create."""
+    return sum(
+        1
+        for method, url in requests
+        if method == "POST" and urlsplit(url).path == "/api/v1/broadcasts"
+    )
+
+
 def save_past_any_seed(page: Page, button: str) -> dict[str, Any]:
     """Sends the form; a clash with one of the demo's own programmes is aired anyway."""
     answer = send(page, button)
@@ -180,7 +195,7 @@ def save_past_any_seed(page: Page, button: str) -> dict[str, Any]:
 
 
 def check_daily(page: Page, api: Api) -> dict[str, Any]:
-    """A daily 06:00 programme: "hằng ngày 06:00" in the list, 06:00 on the next five days."""
+    """A daily 06:00 programme: "hằng ngày lúc 06:00" in the list, 06:00 on the next five days."""
     fill_speech(page, DAILY, "Đài truyền thanh xã xin kính chào bà con. Sau đây là bản tin sáng.")
     # Heard first, as in the announcements section.
     page.locator("#bc-form").get_by_role("button", name="Nghe trước").click()
@@ -203,9 +218,9 @@ def check_daily(page: Page, api: Api) -> dict[str, Any]:
     expect(page.locator("#bc-form").get_by_label("Văn bản máy sẽ đọc")).to_have_value("")
 
     shown = card(page, DAILY)
-    expect(shown.locator(".schedule")).to_have_text("hằng ngày 06:00")
+    expect(shown.locator(".schedule")).to_have_text("hằng ngày lúc 06:00")
     expect(shown.locator(".kind")).to_have_text("đọc văn bản")
-    expect(shown.locator(".badge.priority")).to_have_text("Thường")
+    expect(shown.locator(".badge.priority")).to_have_text("Thông thường")
     expect(shown.locator(".badge.state")).to_have_text("đang hoạt động")
     expect(shown.locator(".next")).to_have_text(air_time(created["next_at"]))
 
@@ -213,8 +228,8 @@ def check_daily(page: Page, api: Api) -> dict[str, Any]:
     detail = page.locator("#bc-detail")
     expect(detail).to_be_visible()
     expect(detail.locator("#bc-detail-title")).to_have_text(DAILY)
-    expect(detail.locator("#bc-d-schedule")).to_have_text("hằng ngày 06:00")
-    expect(detail.locator("#bc-d-targets")).to_have_text("Tất cả các loa")
+    expect(detail.locator("#bc-d-schedule")).to_have_text("hằng ngày lúc 06:00")
+    expect(detail.locator("#bc-d-targets")).to_have_text("Tất cả các cụm loa")
     upcoming = api.get(f"api/v1/broadcasts/{created['id']}/next?count=5")
     days = [datetime.fromisoformat(moment) for moment in upcoming]
     assert [moment.strftime("%H:%M") for moment in days] == ["06:00"] * 5
@@ -242,17 +257,37 @@ def check_refused(page: Page) -> None:
     expect(page.locator("#bc-form").get_by_label("Văn bản máy sẽ đọc")).to_have_value(
         "Mời đại diện các hộ thôn Trung dự họp."
     )
+    # A volume the box cannot read is refused, not sent as "the speaker's own volume".
+    volume = page.locator("#bc-form").get_by_label(re.compile(f"^Âm lượng 0{EN_DASH}100"))
+    volume.press_sequentially("1e")
+    page.locator("#bc-form").get_by_role("button", name="Lưu lịch phát").click()
+    expect(page.locator("#bc-form-error")).to_contain_text(
+        "Âm lượng phải là số nguyên từ 0 đến 100."
+    )
+    expect(volume).to_be_focused()
+    volume.fill("")
 
 
 def check_clash(page: Page, api: Api) -> None:
     """Two programmes at the same time in the same village: the clash, then "Xếp sau"."""
     day = (datetime.now(VIETNAM) + timedelta(days=2)).date()
     at = f"{day.isoformat()}T14:10"
-    page.locator("#bc-form").get_by_label("Ngày và giờ phát").fill(at)
+    # At night a normal item may be held back (quiet hours): the form says so before sending.
+    form = page.locator("#bc-form")
+    quiet = page.locator("#bc-quiet")
+    form.get_by_label("Ngày và giờ phát").fill(f"{day.isoformat()}T22:30")
+    expect(quiet).to_be_visible()
+    expect(quiet).to_contain_text("có thể bị giữ lại")
+    form.get_by_label("Mức độ").select_option(label="Khẩn cấp")
+    expect(quiet).to_be_hidden()
+    form.get_by_label("Mức độ").select_option(label="Thông thường")
+    expect(quiet).to_be_visible()
+    form.get_by_label("Ngày và giờ phát").fill(at)
+    expect(quiet).to_be_hidden()
     first = save_past_any_seed(page, "Lưu lịch phát")
     assert first["start_at"] == f"{at}:00+07:00"
     expect(card(page, FIRST).locator(".schedule")).to_have_text(
-        f"một lần, 14:10, {WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
+        f"một lần, lúc 14:10, {WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
     )
 
     fill_speech(page, SECOND, "Bà con thôn Trung đưa gia súc đi tiêm phòng tại nhà văn hóa.")
@@ -286,6 +321,8 @@ def check_clash(page: Page, api: Api) -> None:
     expect(page.locator("#bc-form-status")).to_have_text(
         f"Đã xếp “{SECOND}” sau chương trình bị trùng — phát lúc {air_time(second['next_at'])}."
     )
+    # The panel's buttons are gone: the focus is on what happened, not lost to the page.
+    expect(page.locator("#bc-form-status")).to_be_focused()
     expect(card(page, SECOND).locator(".next")).to_have_text(air_time(second["next_at"]))
     assert api.titled(SECOND)["start_at"] == second["start_at"]
 
@@ -330,7 +367,7 @@ def check_recording(page: Page, api: Api, scratch: Path) -> None:
     form.get_by_label("Bản ghi trong thư viện").select_option(
         label=f"{RECORDING} ({minutes(item['duration_s'])})"
     )
-    form.get_by_label("Tất cả các loa").check()
+    form.get_by_label("Tất cả các cụm loa").check()
     form.get_by_label("Vào lúc").check()
     day = (datetime.now(VIETNAM) + timedelta(days=4)).date()
     form.get_by_label("Ngày và giờ phát").fill(f"{day.isoformat()}T08:15")
@@ -349,16 +386,171 @@ def check_recording(page: Page, api: Api, scratch: Path) -> None:
     expect(detail).to_be_hidden()
 
 
+def check_report_enter(page: Page) -> None:
+    """Enter in the report's date field downloads the report and keeps the page (and a draft)."""
+    form = page.locator("#bc-form")
+    form.get_by_label("Văn bản máy sẽ đọc").fill(DRAFT)
+    page.evaluate("() => { window.stillTheSamePage = true; }")
+    today = datetime.now(VIETNAM).date()
+    # Chromium keeps Enter in a date field to itself; Firefox, and a browser that shows a
+    # plain text field instead, submit the form: requestSubmit() is that implicit submission.
+    page.get_by_label("Ngày", exact=True).press("Enter")
+    with page.expect_download() as downloaded:
+        page.locator("#bc-report-form").evaluate("(form) => form.requestSubmit()")
+    assert downloaded.value.suggested_filename == f"bao-cao-phat-thanh-{today:%Y-%m-%d}.csv"
+    assert page.evaluate("() => window.stillTheSamePage") is True  # no reload
+    expect(form.get_by_label("Văn bản máy sẽ đọc")).to_have_value(DRAFT)
+    form.get_by_label("Văn bản máy sẽ đọc").fill("")
+
+
+def weekly_times(start: datetime, days: set[int], count: int) -> list[datetime]:
+    """The first `count` air times from `start` on the weekdays `days` (Monday 0), at its time."""
+    local = start.astimezone(VIETNAM)
+    found: list[datetime] = []
+    day = local
+    while len(found) < count:
+        if day.weekday() in days and day >= local:
+            found.append(day)
+        day += timedelta(days=1)
+    return found
+
+
+def check_weekly(page: Page, api: Api) -> None:
+    """Mondays and Thursdays at 07:15, made in the form: its next times fall on those days."""
+    form = page.locator("#bc-form")
+    fill_speech(page, WEEKLY, "Bà con đội mũ bảo hiểm khi đi xe máy, không uống rượu khi lái xe.")
+    choose_village(page, "Thôn Đoài")
+    form.get_by_label("Hằng tuần").check()
+    form.get_by_role("checkbox", name="Thứ Hai", exact=True).check()
+    form.get_by_role("checkbox", name="Thứ Năm", exact=True).check()
+    form.get_by_label("Giờ phát", exact=True).fill("07:15")
+    created = save_past_any_seed(page, "Lưu lịch phát")
+    assert created["rrule"] == "FREQ=WEEKLY;BYDAY=MO,TH"
+    expected = weekly_times(datetime.fromisoformat(created["start_at"]), {0, 3}, 5)
+    upcoming = api.get(f"api/v1/broadcasts/{created['id']}/next?count=5")
+    assert [datetime.fromisoformat(moment) for moment in upcoming] == expected
+    assert air_time(created["next_at"]) == air_time(expected[0].isoformat())
+
+    shown = card(page, WEEKLY)
+    expect(shown.locator(".schedule")).to_have_text("thứ Hai và thứ Năm hằng tuần lúc 07:15")
+    expect(shown.locator(".next")).to_have_text(air_time(expected[0].isoformat()))
+    shown.get_by_role("button", name=WEEKLY).click()
+    detail = page.locator("#bc-detail")
+    expect(detail.locator("#bc-next li")).to_have_text([air_time(m.isoformat()) for m in expected])
+    for item in detail.locator("#bc-next li").all_inner_texts():
+        assert re.match(r"^07:15, (thứ Hai|thứ Năm) \d\d/\d\d/\d{4}$", item), item
+    detail.get_by_role("button", name="Đóng").click()
+    expect(detail).to_be_hidden()
+
+
+def check_order(page: Page) -> None:
+    """The list opens on the programmes still to air, the next to air first, so a standing
+    daily programme is not pushed off the first page by one-off ones made after it."""
+    expect(page.locator("#bc-filter")).to_have_value("active")
+    page.locator("#bc-filter").select_option(label="Tất cả")
+    with page.expect_response(
+        lambda r: (
+            urlsplit(r.url).path == "/api/v1/broadcasts"
+            and parse_qs(urlsplit(r.url).query) == {"status": ["active"]}
+        )
+    ) as listed:
+        page.locator("#bc-filter").select_option(label="Đang hoạt động")
+    body: list[dict[str, Any]] = listed.value.json()
+    assert {item["status"] for item in body} == {"active"}
+    # Soonest first; none left last; equal times as the daemon lists them (newest first).
+    ordered = sorted(
+        body,
+        key=lambda b: (b["next_at"] is None, datetime.fromisoformat(b["next_at"] or "2000-01-01")),
+    )
+    ids = [item["id"] for item in ordered[:SHOWN_AT_ONCE]]
+    assert DAILY in [item["title"] for item in ordered[:SHOWN_AT_ONCE]]
+    page.wait_for_function(
+        """(ids) => JSON.stringify([...document.querySelectorAll('#bc-list .broadcast')]
+             .map((card) => card.dataset.broadcast)) === JSON.stringify(ids)""",
+        arg=ids,
+    )
+    expect(page.locator("#bc-list .broadcast .badge.state")).to_have_text(
+        ["đang hoạt động"] * len(ids)
+    )
+    # A card moved by a refresh keeps the focus it had (placeInOrder gives it back).
+    kept = page.evaluate(
+        """() => {
+          const list = document.getElementById("bc-list");
+          const cards = [...list.children];
+          const button = cards[0].querySelector("button");
+          button.focus();
+          placeInOrder(list, [...cards].reverse());
+          const focused = document.activeElement === button && list.lastElementChild === cards[0];
+          placeInOrder(list, cards);
+          return focused;
+        }"""
+    )
+    assert kept is True
+
+
+@contextlib.contextmanager
+def answering(page: Page, *, accept: bool) -> Iterator[list[str]]:
+    """Answers the confirm() the block's action raises (yes or no); the list gets its text."""
+    asked: list[str] = []
+
+    def handle(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        if accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.once("dialog", handle)
+    with page.expect_event("dialog"):
+        yield asked
+
+
+def check_asked_first(page: Page, requests: list[tuple[str, str]]) -> None:
+    """Sending now to every speaker is asked first (the form's defaults: one Enter away)."""
+    form = page.locator("#bc-form")
+    fill_speech(page, NOW, SPEECH)
+    form.get_by_label("Tất cả các cụm loa").check()
+    form.get_by_label("Mức độ").select_option(label="Thông thường")
+    form.get_by_label("Phát ngay").check()
+    before = posts(requests)
+    with answering(page, accept=False) as asked:
+        form.get_by_label(re.compile("^Được phát muộn tối đa")).press("Enter")
+    expect(page.locator("#bc-form-status")).to_have_text("Chưa gửi gì đến loa.")
+    assert asked == [
+        f"Phát “{NOW}” ngay bây giờ trên tất cả 12 cụm loa (3 thôn)?\nMức độ: thông thường."
+    ]
+    assert posts(requests) == before  # dismissed: nothing sent
+    expect(form.get_by_label("Văn bản máy sẽ đọc")).to_have_value(SPEECH)
+
+
 def check_now(page: Page, api: Api, requests: list[tuple[str, str]]) -> str:
     """Sent now to one village: the detail follows every speaker, live, to the end."""
-    fill_speech(page, NOW, SPEECH)
+    check_asked_first(page, requests)
     choose_village(page, "Thôn Đông")
     # An emergency airs at any hour: quiet hours (21:00-05:30) would hold a normal one back.
     page.locator("#bc-form").get_by_label("Mức độ").select_option(label="Khẩn cấp")
     expect(page.locator("#bc-urgent")).to_be_visible()
+    expect(page.locator("#bc-quiet")).to_be_hidden()
     page.locator("#bc-form").get_by_label("Phát ngay").check()
-    answer = send(page, "Phát ngay")
+    # An emergency is asked first too, naming where and how urgent; "no" sends nothing.
+    before = posts(requests)
+    with answering(page, accept=False) as asked:
+        page.get_by_role("button", name="Phát ngay", exact=True).click()
+    expect(page.locator("#bc-form-status")).to_have_text("Chưa gửi gì đến loa.")
+    assert posts(requests) == before
+    with answering(page, accept=True) as accepted:
+        answer = send(page, "Phát ngay")
     assert answer.status == 201, answer.text()
+    asked += accepted
+    question = (
+        f"Phát TIN KHẨN CẤP “{NOW}” ngay bây giờ trên 4 cụm loa của Thôn Đông?\n"
+        "Mức độ: khẩn cấp.\n"
+        "Tin khẩn cấp ngắt mọi chương trình đang phát và phát cả trong giờ yên tĩnh."
+    )
+    assert asked == [question, question]
+    assert posts(requests) == before + 1
+    # Said neutrally: whether it airs is what the detail shows, speaker by speaker.
+    expect(page.locator("#bc-form-status")).to_have_text(f"Đã lên lịch “{NOW}” để phát ngay.")
     broadcast_id = str(answer.json()["id"])
 
     detail = page.locator("#bc-detail")
@@ -368,7 +560,7 @@ def check_now(page: Page, api: Api, requests: list[tuple[str, str]]) -> str:
     assert "emergency" in (detail.get_attribute("data-level") or "")
     expect(detail.locator("#bc-d-targets")).to_have_text("Thôn Đông")
     run = detail.locator("#bc-runs .run")
-    expect(run.locator(".run-summary")).to_have_text("4/4 loa đã phát xong", timeout=PLAYED_MS)
+    expect(run.locator(".run-summary")).to_have_text("4/4 cụm loa đã phát xong.", timeout=PLAYED_MS)
     expect(run).to_have_count(1)
     run.get_by_text("Từng cụm loa").click()
     rows = run.locator("tbody tr")
@@ -424,19 +616,18 @@ def check_cancel(page: Page) -> None:
     expect(detail.locator("#bc-detail-state")).to_have_text("đã hủy")
     expect(detail.locator("#bc-detail-status")).to_have_text(f"Đã hủy “{DAILY}”.")
     expect(button).to_be_hidden()
+    expect(detail.locator("#bc-detail-status")).to_be_focused()  # not lost with the button
     expect(detail.locator("#bc-next-none")).to_be_visible()
     question = f"Hủy chương trình “{DAILY}”?\nCác lần phát sau sẽ không phát nữa."
     assert asked == [question, question]
     page.keyboard.press("Escape")
     expect(detail).to_be_hidden()
-    expect(card(page, DAILY).locator(".badge.state")).to_have_text("đã hủy")
-    expect(card(page, DAILY).locator(".next")).to_have_text("không còn lần nào")
-
-    page.locator("#bc-filter").select_option(label="Đang hoạt động")
+    # The list shows what is still to air: a cancelled programme leaves it.
     expect(card(page, DAILY)).to_have_count(0)
     expect(card(page, FIRST)).to_have_count(1)
     page.locator("#bc-filter").select_option(label="Tất cả")
-    expect(card(page, DAILY)).to_have_count(1)
+    expect(card(page, DAILY).locator(".badge.state")).to_have_text("đã hủy")
+    expect(card(page, DAILY).locator(".next")).to_have_text("không còn lần nào")
 
 
 def check_words(page: Page) -> None:
@@ -461,27 +652,105 @@ def check_words(page: Page) -> None:
           "FREQ=DAILY;BYHOUR=5,17;BYMINUTE=30", "FREQ=MONTHLY;BYMONTHDAY=1,15",
           "FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=2", "FREQ=DAILY;COUNT=3",
           "FREQ=WEEKLY;BYDAY=SA;UNTIL=20261231T000000Z", "FREQ=HOURLY", "FREQ=DAILY;BYMONTH=1",
+          "FREQ=DAILY;UNTIL=20261230T170000Z", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO",
         ].map((rule) => ruleText(rule, start))""",
         start,
     )
     assert words == [
-        "thứ Hai, thứ Tư và thứ Sáu hằng tuần 05:30",
-        "thứ Hai hằng tuần 05:30",
-        "2 ngày một lần, 05:30",
-        "hằng ngày 05:30 và 17:30",
-        "ngày 1 và 15 hằng tháng 05:30",
-        "ngày 2/9 hằng năm 05:30",
-        "hằng ngày 05:30 (3 lần)",
-        "thứ Bảy hằng tuần 05:30 (đến ngày 31/12/2026)",
-        "lặp lại theo quy tắc FREQ=HOURLY",
-        "lặp lại theo quy tắc FREQ=DAILY;BYMONTH=1",
+        "thứ Hai, thứ Tư và thứ Sáu hằng tuần lúc 05:30",
+        "thứ Hai hằng tuần lúc 05:30",
+        "2 ngày một lần, lúc 05:30",
+        "hằng ngày lúc 05:30 và 17:30",
+        "ngày 1 và 15 hằng tháng lúc 05:30",
+        "ngày 2/9 hằng năm lúc 05:30",
+        "hằng ngày lúc 05:30 (3 lần)",
+        "thứ Bảy hằng tuần lúc 05:30 (đến ngày 31/12/2026)",
+        "lặp lại theo lịch riêng",  # never the raw rule: leaders read this
+        "lặp lại theo lịch riêng",
+        "hằng ngày lúc 05:30 (đến ngày 31/12/2026)",  # 17:00 UTC is midnight in Vietnam
+        "thứ Hai, 2 tuần một lần, lúc 05:30",
     ]
     lunar = page.evaluate(
-        """(start) => [null, 1].map((month) =>
+        """(start) => [null, 1, 12].map((month) =>
              scheduleText({start_at: start, rrule: null, lunar: {day: 1, month}}))""",
         start,
     )
-    assert lunar == ["âm lịch ngày 1 hằng tháng 05:30", "âm lịch ngày 1 tháng 1 05:30"]
+    assert lunar == [
+        "ngày 1 âm lịch hằng tháng, lúc 05:30",
+        "ngày 1 tháng Giêng âm lịch, lúc 05:30",
+        "ngày 1 tháng Chạp âm lịch, lúc 05:30",
+    ]
+    months = page.locator("#bc-lunar-month option").all_inner_texts()
+    assert months[1:] == [f"Tháng {name}" for name in LUNAR_MONTHS], months
+    # The daemon's English goes; its Vietnamese in brackets (a time, a count) stays.
+    plain = page.evaluate(
+        """() => [
+          "Thời điểm bắt đầu đã qua (start_at is in the past): 05:30 01/01/2020",
+          "Giờ yên tĩnh: không phát tin thường trước 05:30 và sau 21:00 (22:10 28/11/2026)",
+          "Không xử lý được âm thanh (ffmpeg: Invalid data (code 1))",
+          "Chưa gửi được lệnh tới loa (Hệ thống loa chưa sẵn sàng (not ready))",
+        ].map(vietnameseOnly)"""
+    )
+    assert plain == [
+        "Thời điểm bắt đầu đã qua: 05:30 01/01/2020",
+        "Giờ yên tĩnh: không phát tin thường trước 05:30 và sau 21:00 (22:10 28/11/2026)",
+        "Không xử lý được âm thanh",
+        "Chưa gửi được lệnh tới loa (Hệ thống loa chưa sẵn sàng)",
+    ]
+    # A stream the daemon ends after a while (its 10-minute LIFETIME) is opened again at
+    # once, with nothing said; a refusal (403) is not asked again. Every look at the page's
+    # clock is made to seem a long while after the one before.
+    feeds = page.evaluate(
+        """async () => {
+          const [realFetch, realNow] = [window.fetch, Date.now];
+          let now = realNow();
+          const seen = {steady: [], refused: [], opened: 0};
+          try {
+            Date.now = () => (now += LIVE_STEADY_MS);
+            window.fetch = async () => new Response("event: progress\\ndata: {}\\n\\n");
+            await new Promise((resolve) => {
+              const feed = new LiveFeed("/steady", {event() {}, state(state) {
+                seen.steady.push(state);
+                if (seen.steady.length === 3) {
+                  feed.stop();
+                  resolve();
+                }
+              }});
+              feed.start();
+            });
+            window.fetch = async () => {
+              seen.opened += 1;
+              return new Response("", {status: 403});
+            };
+            const refused = new LiveFeed("/refused", {event() {}, state(state) {
+              seen.refused.push(state);
+            }});
+            await refused.run(new AbortController().signal);
+          } finally {
+            [window.fetch, Date.now] = [realFetch, realNow];
+          }
+          return seen;
+        }"""
+    )
+    assert feeds == {"steady": ["live"] * 3, "refused": ["forbidden"], "opened": 1}
+    # A relay's speakers answer its end with finished/"stopped": the end, not a cut.
+    relay = page.evaluate(
+        """() => {
+          const run = {stopped_at: "2026-11-30T06:30:00+07:00"};
+          const at = (time) => ({state: "finished", error: "stopped",
+                                 finished_at: `2026-11-30T${time}+07:00`});
+          return [
+            speakerWords(at("06:30:02"), run, {kind: "url"}),
+            speakerWords(at("06:10:00"), run, {kind: "url"}),
+            speakerWords(at("06:30:02"), run, {kind: "text"}),
+          ];
+        }"""
+    )
+    assert relay == [
+        "đã phát xong (dừng đúng giờ)",
+        "đã dừng giữa chừng",
+        "đã dừng giữa chừng",
+    ]
 
 
 def check_reconnect(page: Page) -> None:
@@ -543,7 +812,7 @@ def check_phone(page: Page, folder: Path) -> None:
 
     card(page, NOW).get_by_role("button", name=NOW).click()
     detail = page.locator("#bc-detail")
-    expect(detail.locator(".run-summary")).to_have_text("4/4 loa đã phát xong")
+    expect(detail.locator(".run-summary")).to_have_text("4/4 cụm loa đã phát xong.")
     detail.get_by_text("Từng cụm loa").click()
     widths = overflow(page, "#bc-detail")
     assert widths["own"] <= 0, widths
@@ -561,8 +830,10 @@ def check_leader(chromium: Browser, url: str, password: str, folder: Path) -> No
     trouble = watch_for_trouble(page)
     log_in_as(page, url, Role.LEADER, password)
     section = page.locator("#broadcasts")
+    expect(card(page, FIRST).locator(".badge.state")).to_have_text("đang hoạt động")
+    page.locator("#bc-filter").select_option(label="Tất cả")
     expect(card(page, NOW).locator(".badge.priority")).to_have_text("Khẩn cấp")
-    expect(card(page, DAILY).locator(".schedule")).to_have_text("hằng ngày 06:00")
+    expect(card(page, DAILY).locator(".schedule")).to_have_text("hằng ngày lúc 06:00")
     assert section.locator("#bc-create").is_hidden()
     assert section.locator("#bc-form").is_hidden()
 
@@ -637,11 +908,14 @@ def radio_console(
 
     check_words(page)
     check_daily(page, api)
+    check_report_enter(page)
     check_refused(page)
     check_clash(page, api)
     with radio_station(scratch) as station:
         check_relay(page, station)
     check_recording(page, api, scratch)
+    check_weekly(page, api)
+    check_order(page)
     page.locator("#broadcasts").screenshot(path=folder / "web-broadcasts-1366.png")
     check_now(page, api, requests)
     check_cancel(page)

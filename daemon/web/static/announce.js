@@ -2,8 +2,8 @@
 // The announcements section (Thông báo): write a text and hear how the speakers will read it,
 // upload recordings, and the library of recordings. The radio station and administrators do
 // all of it; leaders listen to the library. Uses app.js's helpers ($, api, Repeat, reconcile,
-// placeInOrder, when, say, reason, minutes, characters, tooLong, playable, hear, fallbackText,
-// fillVoices, sessionExpired) and joins its session through `parts`.
+// placeInOrder, when, say, reason, minutes, showCount, dropHeard, tooLong, playable, hear,
+// fallbackText, fillVoices, sessionExpired) and joins its session through `parts`.
 
 const LIBRARY_EVERY_MS = 60000;
 // Listening links from the API last an hour: a player at rest gets a fresh one after half.
@@ -122,12 +122,7 @@ const announce = {
   // ---- compose and hear ----
 
   count() {
-    const used = characters($("compose-text").value);
-    const line = $("compose-count");
-    line.textContent = used > MAX_TEXT_CHARS
-      ? `${used}/${MAX_TEXT_CHARS} ký tự — dài quá, hãy bớt ${used - MAX_TEXT_CHARS} ký tự`
-      : `${used}/${MAX_TEXT_CHARS} ký tự`;
-    line.classList.toggle("over", used > MAX_TEXT_CHARS);
+    showCount($("compose-text"), $("compose-count"));
   },
 
   async preview() {
@@ -183,11 +178,7 @@ const announce = {
   },
 
   hidePreview() {
-    const audio = $("preview-audio");
-    audio.pause();
-    audio.removeAttribute("src");
-    audio.load(); // drops what was loaded: the old preview can no longer be played
-    $("preview").hidden = true;
+    dropHeard($("preview-audio"), $("preview"));
   },
 
   // ---- upload ----

@@ -40,6 +40,9 @@ const STILL_TIMEOUT_MS = 15000;
 // Browsers open at most six HTTP/1.1 connections to one server and each MJPEG picture holds
 // one for as long as it is shown. Past four streams the API calls would queue behind them
 // forever, so further tiles show a still (the sub stream's snapshot) every STILL_EVERY_MS.
+// The other long-lived connection is a programme's live progress (broadcast-detail.js, one
+// Server-Sent Events stream): 4 pictures + that stream would leave the API one connection,
+// so the grid rests while the detail is open, as it does under the full-screen viewer.
 const MAX_STREAMS = 4;
 
 const $ = (id) => document.getElementById(id);
@@ -54,12 +57,6 @@ let sequence = 0;
 const parts = [];
 
 // ---- small helpers ---------------------------------------------------------------------
-
-function detail(body, fallback) {
-  // API errors read "Vietnamese (English)"; show the Vietnamese part.
-  const text = body && typeof body.detail === "string" ? body.detail : fallback;
-  return text.replace(/\s*\([^)]*\)\s*$/, "");
-}
 
 async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options });
@@ -131,10 +128,16 @@ function reconcile(views, items, create, drop) {
 }
 
 // Moves nodes only when their order changed: pictures keep playing, inputs keep their focus.
+// A node that moves loses the focus it held (a programme's button when the list re-sorts):
+// it is given back, without scrolling the page.
 function placeInOrder(container, nodes) {
   const children = container.children;
   if (nodes.length !== children.length || nodes.some((node, i) => children[i] !== node)) {
+    const focused = container.contains(document.activeElement) ? document.activeElement : null;
     container.append(...nodes);
+    if (focused && focused.isConnected && document.activeElement !== focused) {
+      focused.focus({ preventScroll: true });
+    }
   }
 }
 
@@ -225,20 +228,72 @@ const COMMAND_ERRORS = {
   expired: "lệnh đã hết hạn",
 };
 
-// API messages read "Vietnamese (English)", and the English may hold parentheses of its
-// own (a decoder's message): drop the last balanced group at the end.
-function vietnameseOnly(text) {
-  const trimmed = text.trim();
-  if (!trimmed.endsWith(")")) return trimmed;
-  let depth = 0;
-  for (let i = trimmed.length - 1; i >= 0; i -= 1) {
-    if (trimmed[i] === ")") depth += 1;
-    if (trimmed[i] === "(") depth -= 1;
-    if (depth === 0) return trimmed.slice(0, i).trim() || trimmed;
-  }
-  return trimmed;
+// Priorities as Thông tư 39/2020/TT-BTTTT names them; the speakers' and the programmes'
+// pages share these words (capital() at the start of a sentence or on a badge).
+const PRIORITY_NAMES = { normal: "thông thường", priority: "ưu tiên", emergency: "khẩn cấp" };
+// A speaker's delivery of a command (DeliveryState in daemon/speakers/outbox.py), furthest
+// first; a failure's reason comes from COMMAND_ERRORS.
+const DELIVERY_NAMES = {
+  finished: "đã phát xong",
+  started: "đang phát",
+  acknowledged: "loa đã nhận",
+  sent: "đã gửi",
+  queued: "đang chờ",
+  offline: "loa mất kết nối — sẽ gửi khi có mạng",
+  failed: "lỗi",
+  expired: "hết hạn, không phát",
+};
+
+function capital(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
 }
 
+// One speaker's delivery in words, lower case.
+function deliveryWords(command) {
+  if (command.state === "failed") {
+    return `lỗi: ${COMMAND_ERRORS[command.error] || command.error || "không rõ lý do"}`;
+  }
+  if (command.state === "finished" && command.error === "stopped") return "đã dừng giữa chừng";
+  return DELIVERY_NAMES[command.state] || command.state;
+}
+
+// Does a bracketed part of a daemon message read as English? Some ASCII words and no
+// Vietnamese letter outside quotes (a file name quoted in it may have some).
+function isEnglish(inner) {
+  const bare = inner.replace(/“[^”]*”|"[^"]*"|'[^'\n]*'/g, "");
+  return /[a-z]{3}/.test(bare) && !/[^\x00-\x7f]/.test(bare);
+}
+
+// The one way English leaves the daemon's messages. They read "Vietnamese (English)", the
+// English sometimes mid-sentence ("Thời điểm bắt đầu đã qua (start_at is in the past):
+// 05:30 01/01/2020") and sometimes with brackets of its own (a decoder's message): each
+// outermost bracketed group that reads as English goes; "(22:10 28/11/2026)", "(3 lần)" or
+// "(BYHOUR/BYMINUTE)" stay.
+function vietnameseOnly(text) {
+  let kept = "";
+  let depth = 0;
+  let open = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const ch = text[i];
+    if (ch === "(") {
+      if (depth === 0) open = i;
+      depth += 1;
+    } else if (ch === ")" && depth > 0) {
+      depth -= 1;
+      if (depth === 0) {
+        const inner = text.slice(open + 1, i);
+        if (isEnglish(inner)) kept = kept.replace(/\s+$/, "");
+        else kept += `(${vietnameseOnly(inner)})`; // Vietnamese that may hold English
+      }
+    } else if (depth === 0) {
+      kept += ch;
+    }
+  }
+  if (depth > 0) kept += text.slice(open); // a bracket never closed: kept as written
+  return kept.trim() || text.trim();
+}
+
+// The Vietnamese of an API error's `detail`, or the fallback.
 function reason(body, fallback) {
   return body && typeof body.detail === "string" ? vietnameseOnly(body.detail) : fallback;
 }
@@ -253,6 +308,23 @@ function minutes(seconds) {
 
 function characters(text) {
   return [...text].length; // code points, as the daemon counts them
+}
+
+// "123/5000 ký tự" under a text for the speakers, red once it is too long.
+function showCount(textarea, line) {
+  const used = characters(textarea.value);
+  line.textContent = used > MAX_TEXT_CHARS
+    ? `${used}/${MAX_TEXT_CHARS} ký tự — dài quá, hãy bớt ${used - MAX_TEXT_CHARS} ký tự`
+    : `${used}/${MAX_TEXT_CHARS} ký tự`;
+  line.classList.toggle("over", used > MAX_TEXT_CHARS);
+}
+
+// Hides a "hear it first" box: what was heard is for the text then written, not the next.
+function dropHeard(audio, box) {
+  audio.pause();
+  audio.removeAttribute("src");
+  audio.load(); // drops what was loaded: the old speech can no longer be played
+  box.hidden = true;
 }
 
 // Refused here, before the daemon is asked; null when the length is fine.
@@ -554,9 +626,12 @@ const onScreen = new IntersectionObserver(
   { rootMargin: "100px" },
 );
 
-// Which tile streams, which shows a still, which rests: the one place that decides.
+// Which tile streams, which shows a still, which rests: the one place that decides. The grid
+// rests under the full-screen viewer and under a programme's detail (its live progress
+// needs a connection of the six, see MAX_STREAMS).
 function arrange() {
-  const paused = !loggedIn || document.hidden || viewer.isOpen();
+  const covered = viewer.isOpen() || $("bc-detail").open;
+  const paused = !loggedIn || document.hidden || covered;
   let streams = 0;
   for (const tile of tiles.values()) {
     let mode = "off";
@@ -839,7 +914,7 @@ $("login-form").addEventListener("submit", async (event) => {
   if (!response.ok) {
     error.textContent = response.status === 422
       ? "Vui lòng nhập tên đăng nhập và mật khẩu."
-      : detail(body, "Không đăng nhập được, vui lòng thử lại.");
+      : reason(body, "Không đăng nhập được, vui lòng thử lại.");
     error.hidden = false;
     return;
   }

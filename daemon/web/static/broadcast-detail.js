@@ -3,43 +3,51 @@
 // air times, and each air time followed speaker by speaker, live while the detail is open
 // (Server-Sent Events); the radio station may cancel it. Uses app.js's helpers ($, api,
 // post, Repeat, reconcile, placeInOrder, clock, say, reason, vietnameseOnly, sessionExpired,
-// COMMAND_ERRORS) and broadcasts.js's (`broadcasts`, the words for programmes and times).
+// deliveryWords, DELIVERY_NAMES), broadcasts.js's (`broadcasts`, the words for programmes
+// and times) and live-feed.js's LiveFeed.
 
 const RUN_STATES = {
   pending: "đang chuẩn bị",
-  dispatched: "đã gửi đến loa",
+  dispatched: "đã gửi đến các cụm loa",
   missed: "bị lỡ",
   failed: "lỗi",
   cancelled: "đã hủy",
 };
-// Each speaker's delivery (DeliveryState in daemon/speakers/outbox.py), furthest first.
-const DELIVERY_STATES = [
-  ["finished", "đã phát xong"],
-  ["started", "đang phát"],
-  ["acknowledged", "loa đã nhận"],
-  ["sent", "đã gửi"],
-  ["queued", "chờ gửi"],
-  ["offline", "mất kết nối"],
-  ["failed", "lỗi"],
-  ["expired", "quá hạn"],
-];
-const DELIVERY_NAMES = Object.fromEntries(DELIVERY_STATES);
+const STOPPED = "stopped"; // counted apart: speakers stopped before the end
 const TROUBLE = new Set(["failed", "offline", "expired"]);
 const NEXT_COUNT = 5;
 const RUNS_SHOWN = 20; // the latest air times GET /{id} carries; older ones by the page
-const LIVE_RETRY_MS = 1000; // doubled after each drop, up to LIVE_MAX_RETRY_MS
-const LIVE_MAX_RETRY_MS = 30000;
-const LIVE_STEADY_MS = 15000; // a stream up this long was a success: the backoff starts over
 const POLL_MS = 5000; // only for a daemon without the live stream
+// A speaker reporting its stop this much before loacam sent the relay's end (clocks, the
+// report's trip) still stopped on time.
+const RELAY_END_SLACK_MS = 30000;
 
 // ---- one air time, speaker by speaker --------------------------------------------------
 
-function deliveryWords(command) {
-  if (command.state === "failed") {
-    return `lỗi: ${COMMAND_ERRORS[command.error] || command.error || "không rõ lý do"}`;
-  }
-  if (command.state === "finished" && command.error === "stopped") return "đã dừng giữa chừng";
-  return DELIVERY_NAMES[command.state] || command.state;
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+// loacam sends `stop` to every speaker of a relay at its end (relay_stop.py), and they
+// answer finished/"stopped": the planned end, not an interruption, unless a speaker stopped
+// before loacam sent that end (someone pressed Dừng).
+function stoppedOnTime(command, run, item) {
+  if (!item || item.kind !== "url") return false;
+  if (!("stopped_at" in run)) return true; // a daemon that does not say when it ended them
+  if (!run.stopped_at) return false;
+  if (!command.finished_at) return true;
+  return Date.parse(command.finished_at) >= Date.parse(run.stopped_at) - RELAY_END_SLACK_MS;
+}
+
+// The state a speaker is counted and coloured under: a relay stopped at its end finished.
+function countedState(command, run, item) {
+  if (command.state !== "finished" || command.error !== "stopped") return command.state;
+  return stoppedOnTime(command, run, item) ? "finished" : STOPPED;
+}
+
+function speakerWords(command, run, item) {
+  const onTime = command.error === "stopped" && countedState(command, run, item) === "finished";
+  return onTime ? "đã phát xong (dừng đúng giờ)" : deliveryWords(command);
 }
 
 function lastHeard(command) {
@@ -54,11 +62,20 @@ function lastHeard(command) {
   return latest ? clock(new Date(latest)) : "";
 }
 
-function summaryOf(run) {
-  if (run.summary && typeof run.summary === "object") return run.summary;
+// Speakers per state, the speakers stopped midway apart; a run without its speakers
+// (an older daemon) is counted from its summary.
+function countOf(run, speakers, item) {
+  if (!speakers.length && run.summary && typeof run.summary === "object") return run.summary;
   const counted = {};
-  for (const command of run.speakers) counted[command.state] = (counted[command.state] || 0) + 1;
+  for (const command of speakers) {
+    const state = countedState(command, run, item);
+    counted[state] = (counted[state] || 0) + 1;
+  }
   return counted;
+}
+
+function sentence(text) {
+  return /[.!?…]$/.test(text) ? text : `${text}.`;
 }
 
 class RunView {
@@ -66,159 +83,63 @@ class RunView {
     const root = $("run-template").content.firstElementChild.cloneNode(true);
     this.root = root;
     this.field = (name) => root.querySelector(`.${name}`);
+    this.rowsKey = "";
+    this.spoken = ""; // the air time and its progress, in one sentence for the live region
     root.dataset.run = String(run.id);
   }
 
   update(run) {
+    const item = broadcastDetail.item;
     const speakers = Array.isArray(run.speakers) ? run.speakers : [];
-    const summary = summaryOf({ ...run, speakers });
+    const counted = countOf(run, speakers, item);
     const total = speakers.length;
-    const finished = summary.finished || 0;
-    this.field("run-title").textContent =
-      `${airTime(run.slot)} — ${RUN_STATES[run.state] || run.state}`;
-    let line = `${finished}/${total} loa đã phát xong`;
+    const finished = counted.finished || 0;
+    const title = `${airTime(run.slot)} — ${RUN_STATES[run.state] || run.state}`;
+    let line = `${finished}/${total} cụm loa đã phát xong.`;
     if (!total) {
       line = run.state === "pending"
-        ? "Đang chuẩn bị âm thanh và gửi đến loa…"
-        : "Không có loa nào nhận lệnh.";
+        ? "Đang chuẩn bị âm thanh và gửi đến các cụm loa…"
+        : "Không có cụm loa nào nhận lệnh.";
     }
-    if (run.error) line += ` Lý do: ${vietnameseOnly(run.error)}`;
-    this.field("run-summary").textContent = line;
-    const others = DELIVERY_STATES.filter(([state]) => state !== "finished" && summary[state])
-      .map(([state, name]) => `${summary[state]} ${name}`);
-    this.field("run-states").textContent = others.join(" · ");
+    if (run.error) line += ` Lý do: ${sentence(vietnameseOnly(run.error))}`;
+    const names = { ...DELIVERY_NAMES, [STOPPED]: "đã dừng giữa chừng" };
+    const others = [...Object.keys(DELIVERY_NAMES), STOPPED]
+      .filter((state) => state !== "finished" && counted[state])
+      .map((state) => `${counted[state]} ${names[state]}`);
+    setText(this.field("run-title"), title);
+    setText(this.field("run-summary"), line);
+    setText(this.field("run-states"), others.join(" · "));
     this.field("run-states").hidden = others.length === 0;
+    this.spoken = `${title}. ${line}`;
     this.root.classList.toggle("complete", total > 0 && finished === total);
     this.root.classList.toggle("trouble", speakers.some((s) => TROUBLE.has(s.state)));
     this.field("run-speakers").hidden = total === 0;
-    const rows = speakers
-      .map((command) => ({
-        command,
-        name: broadcasts.speakers.get(command.speaker_id)?.name || command.speaker_id,
-      }))
-      .sort((a, b) => a.name.localeCompare(b.name, "vi", { numeric: true }))
-      .map(({ command, name }) => {
-        const tr = document.createElement("tr");
-        tr.dataset.speaker = command.speaker_id;
-        tr.dataset.state = command.state;
-        for (const text of [name, deliveryWords(command), lastHeard(command)]) {
-          const td = document.createElement("td");
-          td.textContent = text;
-          tr.append(td);
-        }
-        return tr;
-      });
-    this.root.querySelector("tbody").replaceChildren(...rows);
-  }
-}
-
-// ---- the live stream of one programme -------------------------------------------------
-
-// Server-Sent Events, parsed as the HTML standard says: fields per line, an event per
-// blank line; `data` lines joined with "\n".
-class EventParser {
-  constructor() {
-    this.buffer = "";
-    this.type = "";
-    this.data = [];
+    this.placeRows(speakers.map((command) => ({
+      command,
+      name: broadcasts.speakers.get(command.speaker_id)?.name || command.speaker_id,
+      state: countedState(command, run, item),
+      words: speakerWords(command, run, item),
+      at: lastHeard(command),
+    })));
   }
 
-  // The events complete in `chunk`, as {type, data}.
-  push(chunk) {
-    this.buffer += chunk;
-    // A CR at the very end may be the first half of a CRLF: it waits for the next chunk.
-    const lines = this.buffer.split(/\r\n|\n|\r(?!$)/);
-    this.buffer = lines.pop();
-    const events = [];
-    for (const line of lines) {
-      if (line === "") {
-        if (this.data.length) {
-          events.push({ type: this.type || "message", data: this.data.join("\n") });
-        }
-        this.type = "";
-        this.data = [];
-        continue;
+  // The table is drawn again only when something in it changed.
+  placeRows(rows) {
+    rows.sort((a, b) => a.name.localeCompare(b.name, "vi", { numeric: true }));
+    const key = JSON.stringify(rows.map((row) => [row.name, row.state, row.words, row.at]));
+    if (key === this.rowsKey) return;
+    this.rowsKey = key;
+    this.root.querySelector("tbody").replaceChildren(...rows.map((row) => {
+      const tr = document.createElement("tr");
+      tr.dataset.speaker = row.command.speaker_id;
+      tr.dataset.state = row.state;
+      for (const text of [row.name, row.words, row.at]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
       }
-      if (line.startsWith(":")) continue; // a comment: the server's keep-alive
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-      if (field === "event") this.type = value;
-      else if (field === "data") this.data.push(value);
-    }
-    return events;
-  }
-}
-
-function pause(ms, signal) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
-}
-
-// fetch rather than EventSource: the page can abort it, read its status (a login run out,
-// a daemon without the stream) and choose its own backoff. The login rides in the cookie.
-class LiveFeed {
-  constructor(path, handlers) {
-    this.path = path;
-    this.handlers = handlers; // event(type, data), state("live" | "lost" | ...)
-    this.controller = null;
-  }
-
-  start() {
-    this.stop();
-    this.controller = new AbortController();
-    this.run(this.controller.signal);
-  }
-
-  stop() {
-    if (this.controller) this.controller.abort();
-    this.controller = null;
-  }
-
-  async run(signal) {
-    let delayMs = LIVE_RETRY_MS;
-    while (!signal.aborted) {
-      const since = Date.now();
-      try {
-        const response = await fetch(this.path, {
-          credentials: "same-origin",
-          headers: { Accept: "text/event-stream" },
-          cache: "no-store",
-          signal,
-        });
-        if ([401, 403, 404, 405].includes(response.status)) {
-          this.handlers.state(response.status === 401 ? "expired" : "unavailable");
-          return;
-        }
-        if (response.ok && response.body) {
-          // The daemon sends the whole state first: nothing missed while the link was down.
-          this.handlers.state("live");
-          await this.read(response.body);
-        }
-      } catch {
-        // A dropped link, or the abort itself (checked below).
-      }
-      if (signal.aborted) return;
-      if (Date.now() - since >= LIVE_STEADY_MS) delayMs = LIVE_RETRY_MS;
-      this.handlers.state("lost");
-      await pause(delayMs * (0.75 + Math.random() / 2), signal); // jitter: not all at once
-      delayMs = Math.min(delayMs * 2, LIVE_MAX_RETRY_MS);
-    }
-  }
-
-  async read(body) {
-    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-    const parser = new EventParser();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      for (const event of parser.push(value)) this.handlers.event(event.type, event.data);
-    }
+      return tr;
+    }));
   }
 }
 
@@ -236,6 +157,7 @@ const broadcastDetail = {
   events: 0,
   feed: null,
   poll: null,
+  spoken: null, // what the live region last said of the latest air time (null: not yet)
 
   isOpen() {
     return this.dialog.open;
@@ -247,8 +169,9 @@ const broadcastDetail = {
     this.opener = opener || null;
     $("bc-detail-title").textContent = "Đang tải…";
     if (!this.dialog.open) this.dialog.showModal();
+    arrange(); // the camera grid rests: this stream needs a connection of its own
     const loaded = await this.load(token, id);
-    if (!loaded || token !== this.token) return;
+    if (loaded !== "shown" || token !== this.token) return;
     this.feed = new LiveFeed(broadcastPath(id, "/events"), {
       event: (type, data) => this.onEvent(token, type, data),
       state: (state) => this.onFeed(token, id, state),
@@ -256,6 +179,7 @@ const broadcastDetail = {
     this.feed.start();
   },
 
+  // "shown", "refused" (403, 404: asking again is no use), "failed" or "stale".
   async load(token, id) {
     let answer;
     try {
@@ -263,20 +187,20 @@ const broadcastDetail = {
     } catch {
       answer = null;
     }
-    if (token !== this.token) return false;
+    if (token !== this.token) return "stale";
     if (answer && answer.response.status === 401) {
       sessionExpired();
-      return false;
+      return "stale";
     }
     if (!answer || !answer.response.ok || !answer.body) {
       const why = answer ? reason(answer.body, "") : "mất kết nối với máy chủ loacam";
       say("bc-detail-error", `Chưa tải được chương trình${why ? `: ${why}` : ""}.`);
-      $("bc-detail-title").textContent = "Chương trình phát";
-      return false;
+      if (!this.item) $("bc-detail-title").textContent = "Chương trình phát";
+      return answer && [403, 404].includes(answer.response.status) ? "refused" : "failed";
     }
     say("bc-detail-error", "");
     this.show(answer.body);
-    return true;
+    return "shown";
   },
 
   onEvent(token, type, data) {
@@ -294,36 +218,48 @@ const broadcastDetail = {
     this.show(body);
   },
 
-  onFeed(token, id, state) {
+  async onFeed(token, id, state) {
     if (token !== this.token) return;
     const live = $("bc-live");
     live.parentElement.classList.toggle("lost", state === "lost");
-    if (state !== "live") $("bc-live-at").textContent = "";
-    if (state === "live") live.textContent = "Đang theo dõi trực tiếp";
-    if (state === "lost") live.textContent = "Mất kết nối theo dõi trực tiếp — đang thử lại…";
+    if (state !== "live") setText($("bc-live-at"), "");
+    const words = {
+      live: "Đang theo dõi trực tiếp",
+      lost: "Mất kết nối theo dõi trực tiếp — đang thử lại…",
+    };
+    setText(live, words[state] || ""); // a status line: said again only when it changes
     if (state === "expired") sessionExpired();
-    if (state === "unavailable") {
-      // A daemon without the live stream: ask again every few seconds while open.
-      live.textContent = "";
-      this.poll = new Repeat(POLL_MS, () => this.load(token, id));
+    if (state === "forbidden") {
+      say("bc-detail-error", "Tài khoản của bạn không còn được xem chương trình này.");
+    }
+    // 404: the programme is gone, or the daemon has no live stream; asking for the
+    // programme itself tells which.
+    const older = state === "unavailable"
+      || (state === "gone" && (await this.load(token, id)) === "shown");
+    if (older && token === this.token) {
+      // A daemon without the live stream: ask again every few seconds while open, until
+      // it answers that the programme is gone or not to be read.
+      this.poll = new Repeat(POLL_MS, async () => {
+        if ((await this.load(token, id)) === "refused" && this.poll) this.poll.stop();
+      });
       this.poll.later(POLL_MS);
     }
   },
 
   show(item) {
     this.item = item;
-    $("bc-detail-title").textContent = item.title;
+    setText($("bc-detail-title"), item.title);
     setLevel($("bc-detail-priority"), item.priority);
     setState($("bc-detail-state"), item.status);
     this.dialog.dataset.level = item.priority;
-    $("bc-d-content").textContent = contentText(item);
-    $("bc-d-targets").textContent = targetsText(item.targets);
-    $("bc-d-schedule").textContent = scheduleText(item) + skipText(item);
-    $("bc-d-volume").textContent =
-      typeof item.volume === "number" ? String(item.volume) : "giữ âm lượng của loa";
-    $("bc-d-lateness").textContent =
-      typeof item.lateness_min === "number" ? `${item.lateness_min} phút` : "—";
-    $("bc-d-creator").textContent = item.created_by;
+    setText($("bc-d-content"), contentText(item));
+    setText($("bc-d-targets"), targetsText(item.targets));
+    setText($("bc-d-schedule"), scheduleText(item) + skipText(item));
+    const volume = typeof item.volume === "number" ? String(item.volume) : "giữ âm lượng của loa";
+    setText($("bc-d-volume"), volume);
+    const late = typeof item.lateness_min === "number" ? `${item.lateness_min} phút` : "—";
+    setText($("bc-d-lateness"), late);
+    setText($("bc-d-creator"), item.created_by);
     $("bc-cancel").hidden = !(broadcasts.rights.edit && item.status === "active");
 
     const latest = item.executions || [];
@@ -333,6 +269,7 @@ const broadcastDetail = {
     );
     reconcile(this.runs, runs, (run) => new RunView(run), (_id, view) => view.root.remove());
     placeInOrder($("bc-runs"), [...this.runs.values()].map((view) => view.root));
+    this.speak(runs.length ? this.runs.get(runs[0].id).spoken : "");
     $("bc-runs-none").hidden = runs.length > 0;
     if (!this.older.length) this.moreOlder = latest.length >= RUNS_SHOWN;
     $("bc-runs-more").hidden = !this.moreOlder;
@@ -342,6 +279,13 @@ const broadcastDetail = {
       this.nextKey = key;
       this.loadNext(this.token, item.id);
     }
+  },
+
+  // The latest air time's progress, read aloud when it changes (not what the dialog said
+  // when it opened: its heading is read then).
+  speak(text) {
+    if (this.spoken !== null && text !== this.spoken) setText($("bc-run-live"), text);
+    this.spoken = text;
   },
 
   async loadNext(token, id) {
@@ -407,6 +351,8 @@ const broadcastDetail = {
     }
     say("bc-detail-status", `Đã hủy “${item.title}”.`);
     this.show(answer.body); // the same view as GET: its air times, its speakers
+    // The button is gone: the focus goes to what happened rather than to the page's top.
+    $("bc-detail-status").focus();
     broadcasts.refresh.now();
   },
 
@@ -418,6 +364,8 @@ const broadcastDetail = {
     this.poll = null;
     this.item = null;
     this.events = 0;
+    this.spoken = null;
+    $("bc-run-live").textContent = "";
     this.nextKey = "";
     for (const view of this.runs.values()) view.root.remove();
     this.runs.clear();
@@ -439,6 +387,7 @@ const broadcastDetail = {
 
   closed() {
     this.reset();
+    arrange(); // the camera grid plays again
     const opener = this.opener;
     this.opener = null;
     if (opener && opener.isConnected) opener.focus();

@@ -3,7 +3,8 @@
 // station and administrators: what to air (a text read out, a recording, a relayed
 // stream), where, how urgent, how loud and when; a clash with another programme is shown
 // with the daemon's choices. Uses app.js's helpers, broadcasts.js's (`broadcasts`,
-// `airTime`, `hhmm`, `addDays`, `speakerNames`) and broadcast-detail.js's `broadcastDetail`.
+// `airTime`, `hhmm`, `addDays`, `speakerNames`, `scheduleText`, `LUNAR_MONTHS`) and
+// broadcast-detail.js's `broadcastDetail`.
 
 const BROADCAST_FIELDS = {
   title: "Tên chương trình",
@@ -22,6 +23,11 @@ const BROADCAST_FIELDS = {
 const MAX_LATENESS_MIN = 24 * 60;
 const MAX_RELAY_MIN = 6 * 60; // the daemon's MAX_RELAY_S
 const VIETNAM_OFFSET = "+07:00"; // Vietnam keeps no daylight saving time
+// The daemon's default quiet hours (broadcasts.quiet_evening / quiet_morning). A commune may
+// set others and no API tells which, so the form says a normal item "may" be held back and
+// the air time's own reason, once it comes, says what really happened.
+const QUIET_EVENING = "21:00";
+const QUIET_MORNING = "05:30";
 
 function checked(name) {
   return document.querySelector(`#bc-form input[name="${name}"]:checked`)?.value || "";
@@ -34,6 +40,22 @@ function wholeNumber(text, low, high) {
     : null;
 }
 
+// A number box's whole number, or the reason it has none. A box holding what is not a number
+// ("70%") reads as empty: `badInput` tells it from one left empty on purpose.
+function numberIn(id, low, high, wrong) {
+  const input = $(id);
+  if (input.validity.badInput) {
+    refuse(`${wrong} Ô này chỉ nhận chữ số (không kèm “%” hay chữ).`, input);
+  }
+  const value = wholeNumber(input.value, low, high);
+  if (value === null) refuse(wrong, input);
+  return value;
+}
+
+function inQuietHours(time) {
+  return time >= QUIET_EVENING || time < QUIET_MORNING;
+}
+
 // The next moment at `time` (HH:MM, Vietnam's), as ISO 8601: today if still ahead, else
 // tomorrow. A repeating programme takes its time of day from it.
 function nextAt(time) {
@@ -43,17 +65,11 @@ function nextAt(time) {
   return `${day}T${time}:00${VIETNAM_OFFSET}`;
 }
 
-// The daemon's sentence without its English: the last parenthesis, and any other that is
-// plain ASCII words ("Thời điểm bắt đầu đã qua (start_at is in the past): 05:30 …").
-function plainWords(text) {
-  return vietnameseOnly(text).replace(/\s*\((?=[^()]*[a-z]{3})[\x20-\x7e]*?\)/g, "");
-}
-
 // A 422 in plain words: the daemon's own sentence, or the fields it refused.
 function refusal(body) {
   const said = body && body.detail;
-  if (typeof said === "string") return plainWords(said);
-  if (said && typeof said.message === "string") return plainWords(said.message);
+  if (typeof said === "string") return vietnameseOnly(said);
+  if (said && typeof said.message === "string") return vietnameseOnly(said.message);
   if (Array.isArray(said)) {
     const names = [...new Set(said.map((error) => BROADCAST_FIELDS[(error.loc || [])[1]]))]
       .filter(Boolean);
@@ -79,6 +95,7 @@ function refuse(message, field) {
 const broadcastForm = {
   session: 0,
   pending: null, // the body the daemon answered with a clash: the choices send it again
+  choicesKey: "", // the villages and clusters the checkboxes were drawn for
 
   enter(me) {
     this.session += 1;
@@ -99,6 +116,7 @@ const broadcastForm = {
     $("bc-zones").replaceChildren();
     $("bc-speakers").replaceChildren();
     $("bc-media").replaceChildren();
+    this.choicesKey = "";
     $("bc-create").hidden = true;
   },
 
@@ -131,15 +149,29 @@ const broadcastForm = {
     }
     $("bc-urgent").hidden = $("bc-priority").value !== "emergency";
     $("bc-submit").textContent = moment === "now" ? "Phát ngay" : "Lưu lịch phát";
+    this.warnQuiet();
+  },
+
+  // The time of day chosen (Vietnam's HH:MM; now's for "Phát ngay"), "" if none yet.
+  chosenTime() {
+    const moment = checked("bc-when");
+    if (moment === "now") {
+      const now = vietnam(new Date());
+      return `${now.hour}:${now.minute}`;
+    }
+    if (moment === "at") return $("bc-at").value.slice(11, 16);
+    return $("bc-time").value.slice(0, 5);
+  },
+
+  // A normal or priority item at night may be held back: said before it is sent.
+  warnQuiet() {
+    const time = this.chosenTime();
+    const urgent = $("bc-priority").value === "emergency";
+    $("bc-quiet").hidden = urgent || !time || !inQuietHours(time);
   },
 
   count() {
-    const used = characters($("bc-text").value);
-    const line = $("bc-text-count");
-    line.textContent = used > MAX_TEXT_CHARS
-      ? `${used}/${MAX_TEXT_CHARS} ký tự — dài quá, hãy bớt ${used - MAX_TEXT_CHARS} ký tự`
-      : `${used}/${MAX_TEXT_CHARS} ký tự`;
-    line.classList.toggle("over", used > MAX_TEXT_CHARS);
+    showCount($("bc-text"), $("bc-text-count"));
   },
 
   // ---- the choices: villages, clusters, recordings ----
@@ -154,6 +186,14 @@ const broadcastForm = {
       label.append(input, ` ${text}`);
       return label;
     };
+    // Drawn again only when the villages or clusters changed: a box keeps its focus.
+    const key = JSON.stringify([
+      [...broadcasts.zones.values()].map((zone) => [zone.id, zone.name, zone.speakers]),
+      [...broadcasts.speakers.values()].map((speaker) => [speaker.id, speaker.name]),
+    ]);
+    this.placeMedia();
+    if (key === this.choicesKey) return;
+    this.choicesKey = key;
     const keep = (name) => new Set(
       [...document.querySelectorAll(`#bc-form input[name="${name}"]:checked`)].map((i) => i.value),
     );
@@ -169,21 +209,25 @@ const broadcastForm = {
       label.firstChild.checked = speakers.has(speaker.id);
       return label;
     }));
-    this.placeMedia();
   },
 
   placeMedia() {
     const select = $("bc-media");
     const chosen = select.value;
     const items = [...broadcasts.media.values()];
-    select.replaceChildren(...items.map((item) => {
+    const texts = items.map((item) => `${item.title} (${minutes(item.duration_s)})`);
+    $("bc-media-empty").hidden = items.length > 0;
+    const { options } = select;
+    const same = items.length === options.length
+      && items.every((item, i) => options[i].value === item.id && options[i].text === texts[i]);
+    if (same) return; // an open list stays open
+    select.replaceChildren(...items.map((item, i) => {
       const option = document.createElement("option");
       option.value = item.id;
-      option.textContent = `${item.title} (${minutes(item.duration_s)})`;
+      option.textContent = texts[i];
       return option;
     }));
     if (items.some((item) => item.id === chosen)) select.value = chosen;
-    $("bc-media-empty").hidden = items.length > 0;
   },
 
   async refreshChoices() {
@@ -232,11 +276,7 @@ const broadcastForm = {
   },
 
   hideHeard() {
-    const audio = $("bc-heard-audio");
-    audio.pause();
-    audio.removeAttribute("src");
-    audio.load(); // what was heard is for the text then written, not for the next one
-    $("bc-heard").hidden = true;
+    dropHeard($("bc-heard-audio"), $("bc-heard"));
   },
 
   // ---- what is sent ----
@@ -259,13 +299,18 @@ const broadcastForm = {
       if (!/^https?:\/\/\S+$/i.test(url)) {
         refuse("Địa chỉ tiếp sóng phải bắt đầu bằng http:// hoặc https://.", "bc-url");
       }
-      const length = wholeNumber($("bc-duration").value, 1, MAX_RELAY_MIN);
-      if (length === null) {
-        refuse(`Hãy nhập thời lượng tiếp sóng: số phút, từ 1 đến ${MAX_RELAY_MIN}.`, "bc-duration");
+      let host = "";
+      try {
+        host = new URL(url).host;
+      } catch {
+        host = ""; // "http://[": not an address at all
       }
+      if (!host) refuse("Địa chỉ tiếp sóng không hợp lệ: hãy kiểm tra lại tên máy chủ.", "bc-url");
+      const wrong = `Hãy nhập thời lượng tiếp sóng: số phút, từ 1 đến ${MAX_RELAY_MIN}.`;
+      const length = numberIn("bc-duration", 1, MAX_RELAY_MIN, wrong);
       body.url = url;
       body.duration_s = length * 60;
-      body.title ||= `Tiếp sóng ${new URL(url).host}`;
+      body.title ||= `Tiếp sóng ${host}`;
     }
   },
 
@@ -305,8 +350,7 @@ const broadcastForm = {
       }
       body.recurrence = { rrule: `FREQ=WEEKLY;BYDAY=${days.join(",")}` };
     } else {
-      const day = wholeNumber($("bc-lunar-day").value, 1, 30);
-      if (day === null) refuse("Ngày âm lịch phải là số từ 1 đến 30.", "bc-lunar-day");
+      const day = numberIn("bc-lunar-day", 1, 30, "Ngày âm lịch phải là số từ 1 đến 30.");
       const month = $("bc-lunar-month").value;
       body.recurrence = { lunar: month ? { day, month: Number(month) } : { day } };
     }
@@ -319,18 +363,17 @@ const broadcastForm = {
       this.content(body);
       body.targets = this.targets();
       body.priority = $("bc-priority").value;
-      const volumeText = $("bc-volume").value;
-      if (volumeText.trim() !== "") {
-        const volume = wholeNumber(volumeText, 0, 100);
-        if (volume === null) refuse("Âm lượng phải là số nguyên từ 0 đến 100.", "bc-volume");
-        body.volume = volume;
+      // Left empty, the speakers keep their volume; "70%" is not empty, only unreadable.
+      if ($("bc-volume").value.trim() !== "" || $("bc-volume").validity.badInput) {
+        body.volume = numberIn("bc-volume", 0, 100, "Âm lượng phải là số nguyên từ 0 đến 100.");
       }
       this.schedule(body);
-      const lateness = wholeNumber($("bc-lateness").value, 1, MAX_LATENESS_MIN);
-      if (lateness === null) {
-        refuse("Thời gian phát muộn tối đa phải là số phút từ 1 đến 1440.", "bc-lateness");
-      }
-      body.lateness_min = lateness;
+      body.lateness_min = numberIn(
+        "bc-lateness",
+        1,
+        MAX_LATENESS_MIN,
+        "Thời gian phát muộn tối đa phải là số phút từ 1 đến 1440.",
+      );
     } catch (error) {
       if (!(error instanceof Refused)) throw error;
       say("bc-form-error", error.message);
@@ -341,16 +384,69 @@ const broadcastForm = {
     return body;
   },
 
+  // Where a programme goes, in words for the question asked before it is sent:
+  // "tất cả 12 cụm loa (3 thôn)", "4 cụm loa của Thôn Đông", "2 cụm loa: …".
+  reach(targets) {
+    if (targets.all) {
+      const count = broadcasts.speakers.size;
+      const zones = broadcasts.zones.size;
+      return count ? `tất cả ${count} cụm loa (${zones} thôn)` : "tất cả các cụm loa";
+    }
+    if (targets.zones) {
+      const zones = targets.zones.map((id) => broadcasts.zones.get(id));
+      const count = zones.reduce((sum, zone) => sum + (zone?.speakers || 0), 0);
+      const names = zones.map((zone, i) => zone?.name || targets.zones[i]);
+      const where = names.length <= 3 ? names.join(", ") : `${names.length} thôn`;
+      return `${count} cụm loa của ${where}`;
+    }
+    return `${targets.speakers.length} cụm loa: ${speakerNames(targets.speakers)}`;
+  },
+
+  // One Enter must not air on every speaker: "now" to all of them, or any emergency, is
+  // asked first. Null when no question is needed.
+  question(body) {
+    const now = !body.start_at;
+    const urgent = body.priority === "emergency";
+    if (!urgent && !(now && body.targets.all)) return null;
+    const title = body.title ? `“${body.title}”` : "chương trình này";
+    const recurrence = body.recurrence || {};
+    let when = "ngay bây giờ";
+    if (!now) {
+      when = recurrence.rrule || recurrence.lunar
+        ? `theo lịch: ${scheduleText({ start_at: body.start_at, ...recurrence })}`
+        : `lúc ${airTime(body.start_at)}`;
+    }
+    const lines = [
+      `${urgent ? "Phát TIN KHẨN CẤP" : "Phát"} ${title} ${when} trên ${this.reach(body.targets)}?`,
+      `Mức độ: ${PRIORITY_NAMES[body.priority]}.`,
+    ];
+    if (urgent) {
+      lines.push("Tin khẩn cấp ngắt mọi chương trình đang phát và phát cả trong giờ yên tĩnh.");
+    }
+    return lines.join("\n");
+  },
+
   async submit(choice) {
     say("bc-form-error", "");
     say("bc-form-status", "");
+    this.warnQuiet(); // "now" moves on while the form is open
     const body = choice ? this.pending : this.build();
     if (!body) return;
-    $("bc-conflict").hidden = true;
+    // A clash's choice sends again what was already asked about.
+    const question = choice ? null : this.question(body);
+    if (question && !window.confirm(question)) {
+      say("bc-form-status", "Chưa gửi gì đến loa.");
+      return;
+    }
+    const panel = $("bc-conflict");
+    const fromPanel = panel.contains(document.activeElement);
+    panel.hidden = true;
     const session = this.session;
     const button = $("bc-submit");
     button.disabled = true;
     say("bc-form-status", "Đang gửi…");
+    // The clash's buttons are gone: the focus waits on the line that says what happens.
+    if (fromPanel) $("bc-form-status").focus();
     let answer;
     try {
       answer = await post("/api/v1/broadcasts", choice ? { ...body, on_conflict: choice } : body);
@@ -361,7 +457,7 @@ const broadcastForm = {
     button.disabled = false;
     say("bc-form-status", "");
     if (!answer) {
-      say("bc-form-error", "Chưa gửi được — mất kết nối với máy chủ loacam.");
+      this.failed("Chưa gửi được — mất kết nối với máy chủ loacam.", fromPanel);
       return;
     }
     const { response } = answer;
@@ -376,22 +472,33 @@ const broadcastForm = {
       return;
     }
     if (!response.ok || !answer.body) {
-      say("bc-form-error", response.status === 422
+      this.failed(response.status === 422
         ? refusal(answer.body)
-        : plainWords(reason(answer.body, "Chưa tạo được chương trình, vui lòng thử lại.")));
+        : reason(answer.body, "Chưa tạo được chương trình, vui lòng thử lại."), fromPanel);
       return;
     }
     this.created(answer.body, !body.start_at, choice);
+    if (fromPanel && !broadcastDetail.isOpen()) $("bc-form-status").focus();
+  },
+
+  failed(message, focus) {
+    say("bc-form-error", message);
+    if (focus) $("bc-form-error").focus();
   },
 
   created(item, now, choice) {
+    // Read before the form is emptied: was it a normal item at night?
+    const quiet = !$("bc-quiet").hidden;
     this.reset();
     const at = item.next_at || item.start_at;
     let said = `Đã lưu “${item.title}” — phát lần đầu lúc ${airTime(at)}.`;
-    if (now) said = `Đã gửi “${item.title}” đến loa.`;
+    // "Now" is a request: quiet hours or a speaker's state may still hold it back, and
+    // the detail that opens says what each speaker did.
+    if (now) said = `Đã lên lịch “${item.title}” để phát ngay.`;
     if (choice === "queue") {
       said = `Đã xếp “${item.title}” sau chương trình bị trùng — phát lúc ${airTime(at)}.`;
     }
+    if (quiet) said += " Trong giờ yên tĩnh, tin này có thể bị giữ lại: xem lý do ở từng lần phát.";
     say("bc-form-status", said);
     broadcasts.refresh.now();
     // Sent now: its delivery is what the operator wants to see next.
@@ -399,8 +506,8 @@ const broadcastForm = {
   },
 
   showConflict(said) {
-    $("bc-conflict-message").textContent = plainWords(
-      said.message || "Trùng giờ với chương trình khác trên cùng loa.",
+    $("bc-conflict-message").textContent = vietnameseOnly(
+      said.message || "Trùng giờ với chương trình khác trên cùng cụm loa.",
     );
     // A daily programme against another clashes every day: one line per programme.
     const byProgramme = new Map();
@@ -434,10 +541,10 @@ const broadcastForm = {
   },
 };
 
-$("bc-lunar-month").append(...Array.from({ length: 12 }, (_, i) => {
+$("bc-lunar-month").append(...LUNAR_MONTHS.map((name, i) => {
   const option = document.createElement("option");
   option.value = String(i + 1);
-  option.textContent = `Tháng ${i + 1}`;
+  option.textContent = `Tháng ${name}`;
   return option;
 }));
 $("bc-form").addEventListener("change", (event) => {
@@ -448,6 +555,7 @@ $("bc-form").addEventListener("change", (event) => {
   }
 });
 $("bc-form").addEventListener("input", (event) => {
+  if (["bc-at", "bc-time"].includes(event.target.id)) broadcastForm.warnQuiet();
   if (event.target.id === "bc-text") {
     broadcastForm.count();
     if (!$("bc-heard").hidden) broadcastForm.hideHeard();

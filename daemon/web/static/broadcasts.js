@@ -3,12 +3,12 @@
 // and the report of a day or a month. One programme's detail is broadcast-detail.js's, the
 // form that creates programmes (radio station and administrators) broadcast-form.js's;
 // leaders read. Uses app.js's helpers ($, api, Repeat, reconcile, placeInOrder, vietnam,
-// two, say, reason, sessionExpired) and joins its session through `parts`.
+// two, say, reason, capital, PRIORITY_NAMES, sessionExpired) and joins its session through
+// `parts`.
 
 const BROADCAST_READERS = new Set(["radio", "admin", "leader"]);
 const BROADCAST_EDITORS = new Set(["radio", "admin"]);
 const KIND_NAMES = { text: "đọc văn bản", media: "bản ghi", url: "tiếp sóng" };
-const LEVEL_NAMES = { normal: "Thường", priority: "Ưu tiên", emergency: "Khẩn cấp" };
 const BROADCAST_STATES = { active: "đang hoạt động", done: "đã xong", cancelled: "đã hủy" };
 const WEEKDAYS = ["SU", "MO", "TU", "WE", "TH", "FR", "SA"]; // as Date.getUTCDay() counts
 const WEEKDAY_NAMES = {
@@ -20,6 +20,10 @@ const WEEKDAY_NAMES = {
   SA: "thứ Bảy",
   SU: "Chủ nhật",
 };
+// Lunar months by the names people use for them: tháng Giêng … tháng Chạp.
+const LUNAR_MONTHS = [
+  "Giêng", "Hai", "Ba", "Tư", "Năm", "Sáu", "Bảy", "Tám", "Chín", "Mười", "Mười Một", "Chạp",
+];
 const BROADCASTS_EVERY_MS = 30000;
 const SHOWN_AT_ONCE = 50; // a phone on a slow link need not draw years of programmes
 
@@ -70,10 +74,10 @@ function ruleTimes(parts, start) {
   const [hour, minute] = hhmm(start).split(":");
   const hours = parts.BYHOUR ? parts.BYHOUR.split(",").map(two) : [hour];
   const mins = parts.BYMINUTE ? parts.BYMINUTE.split(",").map(two) : [minute];
-  return listText(hours.flatMap((h) => mins.map((m) => `${h}:${m}`)).sort());
+  return `lúc ${listText(hours.flatMap((h) => mins.map((m) => `${h}:${m}`)).sort())}`;
 }
 
-// The RRULE parts each frequency is put in words with; a rule with others is shown as is.
+// The RRULE parts each frequency is put in words with; a rule with others is RULE_OTHER.
 const RULE_WORDS = {
   DAILY: [],
   WEEKLY: ["BYDAY", "WKST"],
@@ -81,11 +85,20 @@ const RULE_WORDS = {
   YEARLY: ["BYMONTH", "BYMONTHDAY"],
 };
 const RULE_ANY = ["FREQ", "INTERVAL", "BYHOUR", "BYMINUTE", "COUNT", "UNTIL"];
+// Leaders read the schedule, not RFC 5545: a rule not put in words is named only this.
+const RULE_OTHER = "lặp lại theo lịch riêng";
 
+// The last day, Vietnam's: an UNTIL in UTC ("…T165959Z") may be the next day here.
 function ruleEnd(parts) {
   if (parts.COUNT) return ` (${parts.COUNT} lần)`;
-  const until = /^(\d{4})(\d{2})(\d{2})/.exec(parts.UNTIL || "");
-  return until ? ` (đến ngày ${until[3]}/${until[2]}/${until[1]})` : "";
+  const until = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?$/.exec(parts.UNTIL || "");
+  if (!until) return "";
+  let [year, month, day] = until.slice(1, 4);
+  if (until[7]) {
+    const [y, mo, d, h, mi, se] = until.slice(1, 7).map(Number);
+    ({ year, month, day } = vietnam(new Date(Date.UTC(y, mo - 1, d, h, mi, se))));
+  }
+  return ` (đến ngày ${day}/${month}/${year})`;
 }
 
 function ruleText(rule, start) {
@@ -94,7 +107,7 @@ function ruleText(rule, start) {
   );
   const known = RULE_WORDS[parts.FREQ];
   if (!known || Object.keys(parts).some((key) => !RULE_ANY.includes(key) && !known.includes(key))) {
-    return `lặp lại theo quy tắc ${rule}`;
+    return RULE_OTHER;
   }
   const every = Number(parts.INTERVAL || 1);
   const times = ruleTimes(parts, start) + ruleEnd(parts);
@@ -106,8 +119,8 @@ function ruleText(rule, start) {
   if (parts.FREQ === "WEEKLY" && days.length === byDay.length) {
     const names = (days.length ? days : [weekdayOf(vietnamDate(new Date(start)))])
       .map((day) => WEEKDAY_NAMES[day]);
-    const often = every === 1 ? "hằng tuần" : `${every} tuần một lần`;
-    return `${listText(names)} ${often} ${times}`;
+    const often = every === 1 ? " hằng tuần" : `, ${every} tuần một lần,`;
+    return `${listText(names)}${often} ${times}`;
   }
   if (parts.FREQ === "MONTHLY" && parts.BYMONTHDAY && every === 1) {
     return `ngày ${listText(parts.BYMONTHDAY.split(","))} hằng tháng ${times}`;
@@ -115,16 +128,20 @@ function ruleText(rule, start) {
   if (parts.FREQ === "YEARLY" && parts.BYMONTH && parts.BYMONTHDAY && every === 1) {
     return `ngày ${parts.BYMONTHDAY}/${parts.BYMONTH} hằng năm ${times}`;
   }
-  return `lặp lại theo quy tắc ${rule}`;
+  return RULE_OTHER;
+}
+
+// "ngày 1 tháng Giêng âm lịch, lúc 05:30"; "ngày 15 âm lịch hằng tháng, lúc 19:00".
+function lunarText(lunar, start) {
+  const month = LUNAR_MONTHS[lunar.month - 1];
+  const when = month ? `tháng ${month} âm lịch` : "âm lịch hằng tháng";
+  return `ngày ${lunar.day} ${when}, lúc ${hhmm(start)}`;
 }
 
 function scheduleText(item) {
-  if (item.lunar) {
-    const month = item.lunar.month ? `tháng ${item.lunar.month}` : "hằng tháng";
-    return `âm lịch ngày ${item.lunar.day} ${month} ${hhmm(item.start_at)}`;
-  }
+  if (item.lunar) return lunarText(item.lunar, item.start_at);
   if (item.rrule) return ruleText(item.rrule, item.start_at);
-  return `một lần, ${airTime(item.start_at)}`;
+  return `một lần, lúc ${airTime(item.start_at)}`;
 }
 
 // Days a repeating programme leaves out (one replaced by another that day).
@@ -148,7 +165,7 @@ function speakerNames(ids) {
 
 function targetsText(targets) {
   if (!targets) return "—";
-  if (targets.all) return "Tất cả các loa";
+  if (targets.all) return "Tất cả các cụm loa";
   const zones = (targets.zones || []).map((id) => broadcasts.zones.get(id)?.name || id);
   const speakers = targets.speakers || [];
   return [zones.join(", "), speakers.length ? speakerNames(speakers) : ""]
@@ -168,13 +185,25 @@ function contentText(item) {
   }
   if (item.kind === "url" && item.url) {
     const length = item.duration_s ? ` trong ${Math.round(item.duration_s / 60)} phút` : "";
-    return `Tiếp sóng ${item.url}${length}`;
+    return `Tiếp sóng ${shownUrl(item.url)}${length}`;
   }
   return KIND_NAMES[item.kind] || item.kind;
 }
 
+// A stream's address may carry a key (?token=…): the radio station sees it whole, others
+// only scheme://host/path (the daemon already sends leaders no more than that).
+function shownUrl(url) {
+  if (broadcasts.rights.edit) return url;
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return url.replace(/[?#].*$/, "");
+  }
+}
+
 function setLevel(badge, priority) {
-  badge.textContent = LEVEL_NAMES[priority] || priority;
+  badge.textContent = capital(PRIORITY_NAMES[priority] || priority);
   badge.dataset.level = priority;
 }
 
@@ -184,6 +213,16 @@ function setState(badge, status) {
 }
 
 // ---- the list -------------------------------------------------------------------------
+
+// Programmes still to air first, the next to air at the top (a standing daily programme
+// stays in sight however many one-off ones are made after it); then the others as the
+// daemon lists them, newest first. The sort is stable: equal times keep the newest first.
+function listOrder(items) {
+  const at = (item) => (item.next_at ? Date.parse(item.next_at) : Number.POSITIVE_INFINITY);
+  const active = items.filter((item) => item.status === "active");
+  active.sort((a, b) => (at(a) === at(b) ? 0 : at(a) - at(b)));
+  return [...active, ...items.filter((item) => item.status !== "active")];
+}
 
 class BroadcastCard {
   constructor(item) {
@@ -269,6 +308,12 @@ const broadcastReport = {
   },
 };
 
+// Enter in the date field submits the form: it downloads, as the first button does, rather
+// than reloading the page (and losing a half-written announcement with it).
+$("bc-report-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  broadcastReport.download("csv", $("bc-report-csv"));
+});
 $("bc-report-day").addEventListener("change", () => broadcastReport.place());
 $("bc-report-span").addEventListener("change", () => broadcastReport.place());
 $("bc-report-csv").addEventListener("click", (event) => {
@@ -282,7 +327,8 @@ $("bc-report-json").addEventListener("click", (event) => {
 
 const broadcasts = {
   rights: { read: false, edit: false },
-  cards: new Map(), // broadcast id → BroadcastCard, newest first
+  watching: false, // logged in with the right to read: the list refreshes while the tab shows
+  cards: new Map(), // broadcast id → BroadcastCard, in listOrder
   zones: new Map(), // the names the lists and the form show: id → zone
   speakers: new Map(),
   media: new Map(),
@@ -304,11 +350,20 @@ const broadcasts = {
     $("bc-report-day").value = vietnamDate(new Date());
     broadcastReport.place();
     this.fleet = this.loadFleet(this.session);
+    this.watching = true;
+    if (document.hidden) return; // the list loads when the tab is looked at
     this.refresh.now();
+  },
+
+  // A tab in the background downloads nothing; back in front, the list is brought up to date.
+  visibility() {
+    if (document.hidden) this.refresh.stop();
+    else if (this.watching) this.refresh.now();
   },
 
   leave() {
     this.session += 1;
+    this.watching = false;
     this.refresh.stop();
     if (broadcastDetail.isOpen()) broadcastDetail.dialog.close();
     broadcastDetail.reset();
@@ -316,7 +371,7 @@ const broadcasts = {
     this.cards.clear();
     for (const names of [this.zones, this.speakers, this.media]) names.clear();
     this.shown = SHOWN_AT_ONCE;
-    $("bc-filter").value = "";
+    $("bc-filter").value = "active";
     $("bc-report-form").reset();
     for (const id of ["bc-list-error", "bc-report-status", "bc-report-error"]) say(id, "");
     $("bc-list-empty").hidden = true;
@@ -357,6 +412,7 @@ const broadcasts = {
       return;
     }
     if (response.status === 403) {
+      this.watching = false;
       this.refresh.stop();
       $("broadcasts").hidden = true;
       return;
@@ -366,7 +422,7 @@ const broadcasts = {
       return;
     }
     say("bc-list-error", "");
-    const shown = body.slice(0, this.shown);
+    const shown = listOrder(body).slice(0, this.shown);
     const drop = (_id, card) => card.root.remove();
     reconcile(this.cards, shown, (item) => new BroadcastCard(item), drop);
     placeInOrder($("bc-list"), [...this.cards.values()].map((card) => card.root));
@@ -387,4 +443,5 @@ $("bc-list-more").addEventListener("click", () => {
   broadcasts.shown += SHOWN_AT_ONCE;
   broadcasts.refresh.now();
 });
+document.addEventListener("visibilitychange", () => broadcasts.visibility());
 parts.push(broadcasts);

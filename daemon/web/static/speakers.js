@@ -1,27 +1,17 @@
 "use strict";
 // The speakers section: clusters by village (thôn), the alarms nobody may miss, and for
 // technicians the test tone, the volume and stop, each command followed until the speaker
-// has done it. Uses app.js's helpers ($, api, post, detail, Repeat, reconcile, placeInOrder,
-// when, clock, COMMAND_ERRORS) and joins its session through `parts`.
+// has done it. Uses app.js's helpers ($, api, post, reason, Repeat, reconcile, placeInOrder,
+// when, clock, capital, deliveryWords, PRIORITY_NAMES) and joins its session through `parts`.
 
 const SPEAKER_STATUS = { online: "Trực tuyến", offline: "Mất kết nối", unknown: "Chưa rõ" };
 const SPEAKER_BADGE = { online: "online", offline: "lost", unknown: "unknown" };
-const DELIVERY = {
-  queued: "Đang chờ",
-  sent: "Đã gửi",
-  offline: "Loa mất kết nối — sẽ gửi khi có mạng",
-  acknowledged: "Loa đã nhận",
-  started: "Đang phát",
-  finished: "Đã phát xong",
-  expired: "Hết hạn, không phát",
-};
 const FAULTS = {
   amplifier: "hỏng bộ khuếch đại",
   overheat: "quá nóng",
   power: "mất nguồn điện",
   storage: "lỗi bộ nhớ",
 };
-const PRIORITIES = { normal: "thông thường", priority: "ưu tiên", emergency: "khẩn cấp" };
 const PLAYING_NAMES = { "test-tone": "Âm thử" };
 const DONE = new Set(["finished", "failed", "expired"]);
 const PLAYS = "play";
@@ -49,18 +39,14 @@ function playingText(playing) {
   if (!playing) return "Không";
   const item = playing.item_id || "";
   const name = PLAYING_NAMES[item] || (item ? `Bản tin ${item}` : "Âm thanh");
-  const priority = PRIORITIES[playing.priority];
+  const priority = PRIORITY_NAMES[playing.priority];
   return priority ? `${name} (${priority})` : name;
 }
 
 function deliveryText(command) {
-  if (command.state === "failed") {
-    return `Lỗi: ${COMMAND_ERRORS[command.error] || command.error || "không rõ lý do"}`;
-  }
-  if (command.state === "finished" && command.error === "stopped") return "Đã dừng giữa chừng";
   // Only a play has playback; any other command is finished once the speaker has done it.
-  if (command.state === "finished" && command.op !== PLAYS) return "Loa đã thực hiện";
-  return DELIVERY[command.state] || command.state;
+  const done = command.state === "finished" && command.error !== "stopped" && command.op !== PLAYS;
+  return capital(done ? "loa đã thực hiện" : deliveryWords(command));
 }
 
 function settled(command) {
@@ -178,7 +164,7 @@ class SpeakerCard {
       return false;
     }
     if (!answer.response.ok || !answer.body) {
-      const why = detail(answer.body, "không gửi được lệnh, vui lòng thử lại.");
+      const why = reason(answer.body, "không gửi được lệnh, vui lòng thử lại.");
       this.show(`${label}: ${why}`, "bad");
       return false;
     }
