@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import httpx
 import yaml
@@ -57,6 +57,7 @@ class SpeakerDaemon:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     _process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
+    role: ClassVar[Role] = Role.TECHNICIAN  # the `bench` user's
 
     @property
     def base(self) -> str:
@@ -74,9 +75,7 @@ class SpeakerDaemon:
 
     def headers(self) -> dict[str, str]:
         """A token signed with the daemon's own key, as its login would issue it."""
-        token, _ = TokenService(self.secret.encode(), timedelta(hours=4)).issue(
-            USER, Role.TECHNICIAN
-        )
+        token, _ = TokenService(self.secret.encode(), timedelta(hours=4)).issue(USER, self.role)
         return {"Authorization": f"Bearer {token}"}
 
     def start_blocking(self) -> None:
@@ -89,7 +88,7 @@ class SpeakerDaemon:
             self.tree,
             config,
             user=USER,
-            role="technician",
+            role=self.role.value,
             password=secrets.token_urlsafe(18),
             log=self._log,
             profile=self.profile,
@@ -166,7 +165,13 @@ class SpeakerDaemon:
             raise ServerError(f"loacam exited ({self._process.returncode}):\n{tail(self.log_path)}")
 
     def _write_config(self) -> Path:
-        config: dict[str, Any] = {
+        path = self.workdir / "loacam.yaml"
+        path.write_text(yaml.safe_dump(self._config()), encoding="utf-8")
+        path.chmod(0o600)  # it holds the token secret
+        return path
+
+    def _config(self) -> dict[str, Any]:
+        return {
             "site": SITE,
             "http": {"host": "127.0.0.1", "port": self.port, "graceful_timeout_s": 1},
             "storage": {"path": str(self.workdir / "data")},
@@ -177,7 +182,3 @@ class SpeakerDaemon:
                 for s in self.speakers
             ],
         }
-        path = self.workdir / "loacam.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        path.chmod(0o600)  # it holds the token secret
-        return path

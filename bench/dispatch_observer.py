@@ -15,7 +15,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -39,6 +39,53 @@ class ObserverError(Exception):
     """The observer could not connect or subscribe."""
 
 
+class Subscription:
+    """A paho client on its own network thread, subscribed to every speaker's `cmd`, `ack`
+    and `event` of a site; `on_message` runs on that thread. Shared by the observers."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        site: str,
+        name: str,
+        on_message: Callable[[mqtt.Client, object, mqtt.MQTTMessage], None],
+    ) -> None:
+        self._host, self._port, self._site, self._name = host, port, site, name
+        self._on_message = on_message
+        self._subscribed = threading.Event()
+        self._client: mqtt.Client | None = None
+
+    async def open(self) -> None:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{self._name}-{self._site}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        await asyncio.to_thread(client.connect, self._host, self._port)  # a blocking connect
+        client.loop_start()
+        self._client = client
+        if not await asyncio.to_thread(self._subscribed.wait, CONNECT_TIMEOUT_S):
+            await self.close()
+            raise ObserverError(f"no subscription at {self._host}:{self._port}")
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)  # joins paho's thread
+
+    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        prefix = f"loacam/{self._site}/spk/"
+        client.subscribe([(f"{prefix}+/{leaf}", 1) for leaf in ("cmd", "ack", "event")])
+
+    def _on_subscribe(self, *_: object) -> None:
+        self._subscribed.set()
+
+
 @dataclass
 class Observer:
     host: str
@@ -49,9 +96,8 @@ class Observer:
     _acked: set[str] = field(default_factory=set)
     _started: set[str] = field(default_factory=set)
     _complete: asyncio.Event = field(default_factory=asyncio.Event)
-    _subscribed: threading.Event = field(default_factory=threading.Event)
     _loop: asyncio.AbstractEventLoop | None = None
-    _client: mqtt.Client | None = None
+    _mqtt: Subscription | None = None
 
     @property
     def prefix(self) -> str:
@@ -59,27 +105,15 @@ class Observer:
 
     async def __aenter__(self) -> Observer:
         self._loop = asyncio.get_running_loop()
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"bench-observer-{self.site}",
-            protocol=mqtt.MQTTv5,
+        self._mqtt = Subscription(
+            self.host, self.port, self.site, "bench-observer", self._on_message
         )
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        await asyncio.to_thread(client.connect, self.host, self.port)  # a blocking connect
-        client.loop_start()
-        self._client = client
-        if not await asyncio.to_thread(self._subscribed.wait, CONNECT_TIMEOUT_S):
-            await self.__aexit__()
-            raise ObserverError(f"no subscription at {self.host}:{self.port}")
+        await self._mqtt.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)  # joins paho's thread
+        if self._mqtt is not None:
+            await self._mqtt.close()
 
     async def wait_complete(self, timeout_s: float) -> bool:
         """True once every speaker has acked and started; False at the timeout."""
@@ -94,12 +128,6 @@ class Observer:
         return len(self._acked), len(self._started)
 
     # -- paho's thread ------------------------------------------------------------
-
-    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
-        client.subscribe([(f"{self.prefix}+/{leaf}", 1) for leaf in ("cmd", "ack", "event")])
-
-    def _on_subscribe(self, *_: object) -> None:
-        self._subscribed.set()
 
     def _on_message(
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage

@@ -12,18 +12,15 @@ benchmark checks which engine spoke it.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
-import yaml
-from dispatch_daemon import SITE, USER, SpeakerDaemon
-from procs import ServerError, start_loacam
+from dispatch_daemon import SpeakerDaemon
+from procs import ServerError
 
-from daemon.auth import Role, TokenService
+from daemon.auth import Role
 
 
 @dataclass(frozen=True)
@@ -50,45 +47,20 @@ def _since(value: str | None, t0_wall: float) -> float | None:
 
 @dataclass
 class EmergencyDaemon(SpeakerDaemon):
-    def headers(self) -> dict[str, str]:
-        token, _ = TokenService(self.secret.encode(), timedelta(hours=4)).issue(USER, Role.ADMIN)
-        return {"Authorization": f"Bearer {token}"}
+    """The dispatch benchmark's daemon, with an admin (broadcasts and uploads need the radio
+    role), no quiet hours, and no resumed programme running into the next measurement."""
 
-    def start_blocking(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config = self._write_config()
-        self._log = self.log_path.open("wb")
-        self._process = start_loacam(
-            self.tree,
-            config,
-            user=USER,
-            role=Role.ADMIN.value,
-            password=secrets.token_urlsafe(18),
-            log=self._log,
-            profile=self.profile,
-        )
+    role: ClassVar[Role] = Role.ADMIN
 
-    def _write_config(self) -> Path:
-        config: dict[str, Any] = {
-            "site": SITE,
-            "http": {"host": "127.0.0.1", "port": self.port, "graceful_timeout_s": 1},
-            "storage": {"path": str(self.workdir / "data")},
-            "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "protocol": self.mqtt_protocol},
-            "auth": {"token_secret": self.secret},
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
             "broadcasts": {
                 "quiet_morning": None,
                 "quiet_evening": None,
                 "after_preemption": "interrupted",
             },
-            "speakers": [
-                {"id": s.id, "name": f"Bench {s.id}", "zone": s.zone, "driver": "native"}
-                for s in self.speakers
-            ],
         }
-        path = self.workdir / "loacam.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        path.chmod(0o600)  # it holds the token secret
-        return path
 
     def stamps_blocking(self, broadcast_id: str, t0_wall: float) -> DaemonStamps:
         """Read the daemon's store (read-only; it saves progress every half second)."""

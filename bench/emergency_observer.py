@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from dispatch_observer import ObserverError
-from paho.mqtt.enums import CallbackAPIVersion
+from dispatch_observer import Subscription
 
-CONNECT_TIMEOUT_S = 10.0
 POLL_S = 0.02  # how often the benchmark looks; the stamps are paho's, not the poll's
 
 
@@ -44,35 +41,20 @@ class PlayObserver:
     port: int
     site: str
     _plays: dict[str, Play] = field(default_factory=dict)  # by cmd_id
-    _subscribed: threading.Event = field(default_factory=threading.Event)
-    _client: mqtt.Client | None = None
+    _mqtt: Subscription | None = None
 
     @property
     def prefix(self) -> str:
         return f"loacam/{self.site}/spk/"
 
     async def __aenter__(self) -> PlayObserver:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"bench-plays-{self.site}",
-            protocol=mqtt.MQTTv5,
-        )
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        await asyncio.to_thread(client.connect, self.host, self.port)  # a blocking connect
-        client.loop_start()
-        self._client = client
-        if not await asyncio.to_thread(self._subscribed.wait, CONNECT_TIMEOUT_S):
-            await self.__aexit__()
-            raise ObserverError(f"no subscription at {self.host}:{self.port}")
+        self._mqtt = Subscription(self.host, self.port, self.site, "bench-plays", self._on_message)
+        await self._mqtt.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)  # joins paho's thread
+        if self._mqtt is not None:
+            await self._mqtt.close()
 
     def plays(self, priority: str, since: float) -> dict[str, Play]:
         """Per speaker, its latest play of this priority sent after `since`."""
@@ -94,12 +76,6 @@ class PlayObserver:
         return True
 
     # -- paho's thread ------------------------------------------------------------
-
-    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
-        client.subscribe([(f"{self.prefix}+/{leaf}", 1) for leaf in ("cmd", "ack", "event")])
-
-    def _on_subscribe(self, *_: object) -> None:
-        self._subscribed.set()
 
     def _on_message(
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
