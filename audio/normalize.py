@@ -8,7 +8,8 @@ table in tests/test_normalize.py is the spec. Dates, fractions and other numbers
 slash are in audio.normalize_dates, document numbers in audio.normalize_documents (each
 explains its choices). Choices made here:
 - Dotted numbers that do not group thousands ("3.5", "4.0") are sections, read with "chấm".
-- Phone numbers are read digit by digit with a pause between groups.
+- Phone numbers are read digit by digit with a pause between groups, and so are the emergency
+  lines 111-115 after a word that calls or names them ("gọi 114" is "gọi một một bốn").
 - Roman numerals (I, V, X only) only after a heading word (Quý, Chương, Đại hội, thế kỷ,
   ...) or at the start of a heading line ("II. "): "hạng C" or "Văn X" stay letters, and so
   does an initial before a name ("V. Lênin"; but "V. NỘI DUNG", "V. Tổ chức thực hiện").
@@ -37,6 +38,7 @@ from audio.normalize_documents import document_rule
 from audio.vi_numbers import (
     read_clock,
     read_day,
+    read_digits,
     read_integer,
     read_month,
     read_number,
@@ -187,6 +189,21 @@ def _phone(match: re.Match[str]) -> str:
     return written
 
 
+# The emergency lines (111 child protection, 112 rescue, 113 police, 114 fire, 115 ambulance)
+# are said digit by digit, "một một bốn", as everyone says them; only after a word that calls
+# or names the service, so that "số 113 đường Lê Lợi" stays a house number.
+_HOTLINE = re.compile(
+    r"(?<!\w)(?P<ctx>(?i:gọi|tổng đài|đường dây nóng|số khẩn cấp|hotline|công an|cảnh sát"
+    r"|cứu hỏa|cứu hoả|chữa cháy|cấp cứu|cứu nạn|cứu hộ|trẻ em)[ \t]*[:(]?[ \t]*)"
+    r"(?P<list>11[1-5](?:[ \t]*(?:,|/|và|hoặc)[ \t]*11[1-5])*)(?![\w.,]?[0-9])"
+)
+
+
+def _hotline(match: re.Match[str]) -> str:
+    spoken = re.sub(r"[0-9]+", lambda number: read_digits(number.group()), match["list"])
+    return say(match, f"{match['ctx']}{spoken}")
+
+
 # --- "per", ranges, times -------------------------------------------------------------------
 
 # "25.000đ/người" is "hai mươi lăm nghìn đồng một người": after a quantity, a slash before a
@@ -304,6 +321,7 @@ _RULES_BEFORE_ABBREVIATIONS: tuple[Rule, ...] = (
 )
 _RULES_AFTER_ABBREVIATIONS: tuple[Rule, ...] = (
     sub(_PHONE, _phone),
+    sub(_HOTLINE, _hotline),
     READ_MONTH_YEARS,
     READ_DATES,
     READ_RATIOS,

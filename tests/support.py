@@ -67,14 +67,25 @@ def ffmpeg_children() -> list[int]:
 
 
 @contextmanager
-def refusing_port() -> Iterator[int]:
+def refusing_port(containing: str = "") -> Iterator[int]:
     """A loopback port that refuses connections for as long as the block runs.
 
     The socket is bound but never listens, so nobody else can take the port and a client's own
     ephemeral port can never land on it (a TCP self-connect would "answer" the client).
+    `containing` asks for a port whose number holds those digits (e.g. "401"), else any port.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        if not containing:
+            sock.bind(("127.0.0.1", 0))
+        else:
+            for port in (p for p in range(1024, 65536) if containing in str(p)):
+                try:
+                    sock.bind(("127.0.0.1", port))
+                    break
+                except OSError:  # taken: the next one
+                    continue
+            else:
+                raise RuntimeError(f"no free loopback port holding {containing}")
         yield sock.getsockname()[1]
 
 

@@ -241,11 +241,13 @@ async def test_stops_when_unused(camera: SimulatedRtsp, hls_dir: Path) -> None:
         assert sessions.stats("cam").starts == 2
 
 
+# A port such as 34401 or 14041 once read as an HTTP 401 or 404 in ffmpeg's message.
+@pytest.mark.parametrize("digits", ["", "401", "404"])
 async def test_refused_camera_fails_fast_and_backs_off(
-    sessions: HlsSessions, hls_dir: Path, caplog: pytest.LogCaptureFixture
+    sessions: HlsSessions, hls_dir: Path, caplog: pytest.LogCaptureFixture, digits: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with refusing_port() as port:
+    with refusing_port(digits) as port:
         url = secret_url(f"rtsp://127.0.0.1:{port}/main")
         started = time.monotonic()
         with pytest.raises(HlsUnavailableError, match="không kết nối được tới camera") as first:

@@ -68,8 +68,16 @@ GOLDEN: list[tuple[str, str]] = [
         "tài khoản một hai ba bốn năm sáu bảy tám chín không một hai ba",
     ),
     ("Thôn 3 và thôn 12A", "Thôn ba và thôn mười hai A"),
-    # emergency numbers are said as numbers, not digit by digit
-    ("gọi 114 khi có cháy", "gọi một trăm mười bốn khi có cháy"),
+    # the emergency lines are said digit by digit after a word that calls or names them
+    ("gọi 114 khi có cháy", "gọi một một bốn khi có cháy"),
+    (
+        "Gọi ngay Cảnh sát 113 hoặc cấp cứu 115.",
+        "Gọi ngay Cảnh sát một một ba hoặc cấp cứu một một năm.",
+    ),
+    ("Tổng đài 111, 112", "Tổng đài một một một, một một hai"),
+    ("báo PCCC (114)", "báo phòng cháy chữa cháy (một một bốn)"),
+    ("số 113 đường Lê Lợi", "số một trăm mười ba đường Lê Lợi"),
+    ("gọi 1150 lần", "gọi một nghìn một trăm năm mươi lần"),
     ("25%", "hai mươi lăm phần trăm"),
     ("tăng 3,5%", "tăng ba phẩy năm phần trăm"),
     # --- ordinals

@@ -207,9 +207,10 @@ class HlsSession:
                 detail=detail,
             )
         text = detail.lower()
-        if "401" in text:
+        # Whole words: the detail holds the camera's address, and port 34401 is no HTTP 401.
+        if re.search(r"\b401\b", text):
             reason = "camera từ chối tên đăng nhập hoặc mật khẩu"
-        elif "404" in text:
+        elif re.search(r"\b404\b", text):
             reason = "camera không có luồng này"
         elif "refused" in text or "unreachable" in text or "no route" in text:
             reason = "không kết nối được tới camera"
