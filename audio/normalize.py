@@ -192,10 +192,16 @@ def _phone(match: re.Match[str]) -> str:
 # The emergency lines (111 child protection, 112 rescue, 113 police, 114 fire, 115 ambulance)
 # are said digit by digit, "một một bốn", as everyone says them; only after a word that calls
 # or names the service, so that "số 113 đường Lê Lợi" stays a house number.
+_COUNTED_NOUNS = (
+    "người|ca|hộ|cháu|em|tuổi|lần|lượt|xe|chiếc|con|căn|nhà|trường hợp|bệnh nhân|học sinh"
+    "|ngày|giờ|phút|km|m|kg|tấn|ha|triệu|nghìn|tỷ|đồng|%"
+)
 _HOTLINE = re.compile(
     r"(?<!\w)(?P<ctx>(?i:gọi|tổng đài|đường dây nóng|số khẩn cấp|hotline|công an|cảnh sát"
     r"|cứu hỏa|cứu hoả|chữa cháy|cấp cứu|cứu nạn|cứu hộ|trẻ em)[ \t]*[:(]?[ \t]*)"
-    r"(?P<list>11[1-5](?:[ \t]*(?:,|/|và|hoặc)[ \t]*11[1-5])*)(?![\w.,]?[0-9])"
+    r"(?P<list>11[1-5](?:[ \t]*(?:,|/|-|\u2013|và|hoặc)[ \t]*11[1-5])*)(?![\w.,]?[0-9])"
+    # ... and not a count: "cấp cứu 115 ca", "cứu hộ 112 người".
+    rf"(?![ \t]+(?:{_COUNTED_NOUNS})(?!\w))"
 )
 
 

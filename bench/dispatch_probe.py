@@ -36,6 +36,7 @@ import drivers.mqtt as link_module
 from audio.tone import tone_wav
 from daemon.media import MediaSigner, MediaStore
 from drivers.mqtt import MqttLink, MqttMessage, MqttSettings
+from drivers.mqtt_packets import incoming_message
 from drivers.sim.broker import PrivateBroker
 
 N = 1000
@@ -216,7 +217,7 @@ def patch_reading() -> None:
             while not client._queue.empty():
                 batch.append(client._queue.get_nowait())
             for each in batch:
-                incoming = link_module._incoming(each)
+                incoming = incoming_message(each)
                 for topic_filter, handlers in list(self._handlers.items()):
                     if each.topic.matches(topic_filter):
                         for handler in list(handlers):

@@ -1,7 +1,7 @@
 """The daemon's one MQTT connection: a reconnect loop with availability and subscriptions.
 
-aiomqtt (paho-mqtt underneath) is imported here and nowhere else; callers see
-`MqttMessage` and `MqttLinkError`.
+aiomqtt (paho-mqtt underneath) is imported here and in its helper drivers/mqtt_packets.py,
+nowhere else; callers see `MqttMessage` and `MqttLinkError`.
 """
 
 from __future__ import annotations
@@ -17,24 +17,25 @@ from typing import Literal
 import aiomqtt
 from paho.mqtt import client as mqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY, MQTT_ERR_SUCCESS, error_string
-from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers.backoff import Backoff, pause
+from drivers.mqtt_packets import MqttMessage, PacketProperties, incoming_message, read_waiting
 from drivers.mqtt_tls import MqttTls, ssl_context_blocking
 
-__all__ = ["MqttLink", "MqttLinkError", "MqttMessage", "MqttNotConnectedError", "MqttSettings",
-           "MqttTls"]  # fmt: skip
+__all__ = ["MqttLink", "MqttLinkError", "MqttMessage", "MqttNotConnectedError", "MqttRefusedError",
+           "MqttSettings", "MqttTls"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
-MAX_EXPIRY_S = 2**32 - 1  # a Four Byte Integer property
-_READ_BURST = 1000  # packets read per wake-up of the socket, at most
 
 Protocol = Literal["5", "3.1.1"]
+# PUBACK reasons that sending again cannot change: not authorised (the ACL), topic name
+# invalid, payload format invalid. Other failures (quota exceeded...) are retried.
+_REFUSED_FOR_GOOD = frozenset({0x87, 0x90, 0x99})
 
 
 class MqttLinkError(Exception):
@@ -43,6 +44,13 @@ class MqttLinkError(Exception):
 
 class MqttNotConnectedError(MqttLinkError):
     """A publish was attempted while the broker is unreachable, or the link dropped mid-way."""
+
+
+class MqttRefusedError(MqttLinkError):
+    """The broker answered a publish with a failure (MQTT 5), e.g. "Not authorized" by its ACL.
+
+    Sending it again changes nothing: the broker's configuration has to.
+    """
 
 
 @dataclass(frozen=True)
@@ -69,16 +77,6 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
-class MqttMessage:
-    topic: str
-    payload: bytes
-    retain: bool
-    # MQTT 5 properties of the incoming PUBLISH; None on 3.1.1 or when not set.
-    correlation: bytes | None = None
-    response_topic: str | None = None
-
-
-@dataclass(frozen=True)
 class LinkState:
     connected: bool
     since: datetime
@@ -87,17 +85,6 @@ class LinkState:
 
 
 Handler = Callable[[MqttMessage], Awaitable[None]]
-
-
-class _Confirmation:
-    """Stands where aiomqtt keeps an Event per publish: its `set()` resolves a future."""
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
-
-    def set(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
 
 
 ConnectCallback = Callable[[], Awaitable[None]]
@@ -133,8 +120,9 @@ class MqttLink:
         # of the session (a task per publish to watch it would double the cost of a
         # 1,000-speaker dispatch).
         self._lost: asyncio.Future[None] | None = None
-        self._last_expiry: tuple[int | None, Properties] | None = None
+        self._properties = PacketProperties(settings.protocol, settings.session_expiry_s)
         self._awaiting: dict[int, asyncio.Future[None]] = {}
+        self._aiomqtt_on_publish: mqtt.CallbackOnPublish | None = None
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
@@ -191,41 +179,43 @@ class MqttLink:
     ) -> None:
         """Send one message; for QoS 1, return only once the broker has sent its PUBACK.
 
-        aiomqtt's publish waits for paho's on_publish, which paho calls for QoS 1 when
-        the PUBACK arrives. That wait is bounded here: by `publish_timeout_s`, and by the
-        end of the session (a broker stopped mid-way), so a publish never hangs. The
-        PUBACK's reason code is not seen (aiomqtt 2.5 drops it): a publish the broker's
-        ACL refuses looks sent. `expiry_s`, `response_topic` and `correlation` become
+        paho calls on_publish for QoS 1 when the PUBACK arrives. That wait is bounded: by
+        `publish_timeout_s`, and by the end of the session (a broker stopped mid-way), so a
+        publish never hangs. Over MQTT 5 a PUBACK with a failure reason (the broker's ACL
+        says "Not authorized") raises MqttRefusedError; 3.1.1 has no such answer, a refused
+        publish looks sent there. `expiry_s`, `response_topic` and `correlation` become
         MQTT 5 properties; on 3.1.1 they are dropped (the payload carries the same).
         """
         client, lost = self._client, self._lost
         if client is None or lost is None or lost.done():
             raise MqttNotConnectedError(f"not connected to {self._endpoint()}")
-        properties = self._publish_properties(expiry_s, response_topic, correlation)
+        properties = self._properties.publish(expiry_s, response_topic, correlation)
         # paho directly, not aiomqtt's publish: that one costs two tasks per message,
         # which made a dispatch to 1,000 speakers wait ~0.5 s before its first message
-        # left. paho queues the packet now (written on the next loop turn); the PUBACK
-        # comes back through aiomqtt's on_publish, which sets what `_pending_publishes`
-        # holds for the message id (aiomqtt 2.5, pinned in requirements/constraints.txt).
+        # left. paho queues the packet now (written on the next loop turn, so the PUBACK
+        # cannot come before the future below is registered); `_on_publish` resolves it
+        # (aiomqtt 2.5, pinned in requirements/constraints.txt).
         paho = client._client
         info = paho.publish(topic, payload, qos, retain, properties)
         if info.rc != MQTT_ERR_SUCCESS:
             raise MqttLinkError(f"publish to {topic} failed: {error_string(info.rc)}")
         if info.is_published():
             return
-        confirmed = _Confirmation(asyncio.get_running_loop().create_future())
-        client._pending_publishes[info.mid] = confirmed  # type: ignore[assignment]
-        self._awaiting[info.mid] = confirmed.future
+        confirmed = asyncio.get_running_loop().create_future()
+        self._awaiting[info.mid] = confirmed
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
-                await confirmed.future
+                await confirmed
         except TimeoutError:
             raise MqttLinkError(
                 f"publish to {topic}: no PUBACK within {self._settings.publish_timeout_s} s"
             ) from None
+        except MqttRefusedError as exc:
+            raise MqttRefusedError(f"publish to {topic}: the broker answered {exc}") from None
         finally:
-            client._pending_publishes.pop(info.mid, None)
-            self._awaiting.pop(info.mid, None)
+            # Only ours: after a reconnect a new client numbers its messages from 1 again.
+            if self._awaiting.get(info.mid) is confirmed:
+                del self._awaiting[info.mid]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, serve and reconnect with backoff until `stop` is set."""
@@ -304,21 +294,46 @@ class MqttLink:
             # the other one keeps its default.
             clean_session=None if v5 else True,
             clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
-            properties=self._connect_properties() if v5 else None,
+            properties=self._properties.connect() if v5 else None,
             max_inflight_messages=s.max_inflight,
             tls_context=tls,
             queue_type=self._inbox_type(),
         )
-        # aiomqtt warns once more than this many calls await their ack: a dispatch
-        # to the whole fleet is expected to, up to the in-flight limit.
-        client.pending_calls_threshold = s.max_inflight or 100_000
         # aiomqtt's socket callback calls loop_read(), which reads one packet per wake-up
         # once nothing of ours is in flight: 1,000 acks took 1,000 turns of a busy event
         # loop, and a daemon starting beside 10,000 speakers fell so far behind their
         # retained messages that the broker dropped some. Read what is waiting instead.
         paho = client._client
-        paho.loop_read = functools.partial(_read_waiting, paho)  # type: ignore[method-assign]
+        paho.loop_read = functools.partial(read_waiting, paho)  # type: ignore[method-assign]
+        self._aiomqtt_on_publish = paho.on_publish
+        paho.on_publish = self._on_publish
         return client
+
+    def _on_publish(
+        self,
+        paho: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        """paho's callback for a PUBACK: resolves our publish, keeps the reason code.
+
+        Every other message id (aiomqtt's own publishes: the availability messages) goes
+        on to aiomqtt's callback, which drops the reason.
+        """
+        confirmed = self._awaiting.get(mid)
+        if confirmed is None:
+            if self._aiomqtt_on_publish is not None:
+                self._aiomqtt_on_publish(paho, userdata, mid, reason, properties)  # type: ignore[call-arg]
+        elif not confirmed.done():
+            answer = f'"{reason}" ({reason.value:#04x})'
+            if reason.value in _REFUSED_FOR_GOOD:
+                confirmed.set_exception(MqttRefusedError(answer))
+            elif reason.is_failure:  # quota exceeded, unspecified...: worth another try
+                confirmed.set_exception(MqttLinkError(f"the broker answered {answer}"))
+            else:
+                confirmed.set_result(None)
 
     def _inbox_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
         """aiomqtt's incoming queue class, remembering its instance for `_dispatch`."""
@@ -330,43 +345,6 @@ class MqttLink:
                 link._inbox = self
 
         return Inbox
-
-    def _connect_properties(self) -> Properties:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call] # paho leaves it untyped
-        properties.SessionExpiryInterval = self._settings.session_expiry_s
-        return properties
-
-    def _expiry_properties(self, expiry_s: int | None) -> Properties:
-        # paho's Properties costs ~50 µs and 5 KB to build; the commands of one dispatch
-        # share their expiry, so they share one object (paho only reads it).
-        cached = self._last_expiry
-        if cached is not None and cached[0] == expiry_s:
-            return cached[1]
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call] # paho leaves it untyped
-        if expiry_s is not None:
-            properties.MessageExpiryInterval = min(max(expiry_s, 1), MAX_EXPIRY_S)
-        self._last_expiry = (expiry_s, properties)
-        return properties
-
-    def _publish_properties(
-        self, expiry_s: int | None, response_topic: str | None, correlation: bytes | None
-    ) -> Properties | None:
-        if self._settings.protocol != "5":
-            return None
-        if expiry_s is None and response_topic is None and correlation is None:
-            return None
-        if response_topic is None and correlation is None:
-            return self._expiry_properties(expiry_s)
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call] # paho leaves it untyped
-        if expiry_s is not None:
-            # 0 would mean "never expires" to mosquitto: a command in its last second
-            # still gets one second, not forever.
-            properties.MessageExpiryInterval = min(max(expiry_s, 1), MAX_EXPIRY_S)
-        if response_topic is not None:
-            properties.ResponseTopic = response_topic
-        if correlation is not None:
-            properties.CorrelationData = correlation
-        return properties
 
     def _start_callback(self, callback: ConnectCallback) -> None:
         task = asyncio.get_running_loop().create_task(_run_connect_callback(callback))
@@ -401,7 +379,7 @@ class MqttLink:
                 await self._deliver(inbox.get_nowait())
 
     async def _deliver(self, message: aiomqtt.Message) -> None:
-        incoming = _incoming(message)
+        incoming = incoming_message(message)
         for topic_filter, handlers in list(self._handlers.items()):
             if message.topic.matches(topic_filter):
                 for handler in list(handlers):
@@ -417,39 +395,6 @@ class MqttLink:
 
     def _endpoint(self) -> str:
         return f"{self._settings.host}:{self._settings.port}"
-
-
-def _read_waiting(paho: mqtt.Client, max_packets: int = 1) -> MQTTErrorCode:  # noqa: ARG001
-    """paho's loop_read, reading every packet already received (up to a burst).
-
-    The same steps as paho 2.x's own loop (its private `_packet_read` and
-    `_loop_rc_handle`), without its one-packet limit. The burst bound lets other
-    work of the event loop run between bursts.
-    """
-    for _ in range(_READ_BURST):
-        if paho._sock is None:
-            return MQTTErrorCode.MQTT_ERR_NO_CONN
-        rc = paho._packet_read()
-        if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        if rc > 0:
-            return paho._loop_rc_handle(rc)
-    return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-
-def _incoming(message: aiomqtt.Message) -> MqttMessage:
-    payload = message.payload
-    data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-    # paho's Properties has an attribute only for the properties the packet carried.
-    correlation = getattr(message.properties, "CorrelationData", None)
-    response_topic = getattr(message.properties, "ResponseTopic", None)
-    return MqttMessage(
-        str(message.topic),
-        data,
-        bool(message.retain),
-        correlation=correlation if isinstance(correlation, bytes) else None,
-        response_topic=response_topic if isinstance(response_topic, str) else None,
-    )
 
 
 async def _call_handler(handler: Handler, message: MqttMessage) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,16 @@ import httpx
 import sqlalchemy as sa
 
 from daemon.auth import Role
-from daemon.broadcasts.store import ExecState, Status, claim, get_broadcast, insert_broadcast
+from daemon.broadcasts.store import (
+    BroadcastRecord,
+    ExecState,
+    Kind,
+    Status,
+    Targets,
+    claim,
+    get_broadcast,
+    insert_broadcast,
+)
 from daemon.broadcasts.upcoming import job_id
 from daemon.schedule.recurrence import LOCAL
 from daemon.store.schema import audit_log
@@ -292,6 +302,67 @@ async def test_a_broadcast_is_changed_filtered_and_its_executions_paged(
         slots = [run["slot"] for run in page + older.json()]
         assert slots == sorted(slots, reverse=True)
         assert len(slots) == 3
+
+
+def _far_from_midnight() -> bool:
+    local = datetime.now(LOCAL)
+    since_midnight = local - local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return timedelta(minutes=6) < since_midnight < timedelta(hours=23, minutes=56)
+
+
+async def test_a_programme_moved_later_on_a_day_it_already_aired_starts_the_next_day(
+    broker: PrivateBroker, tmp_path: Path, site: str
+) -> None:
+    # The test needs "earlier today" and "later today": it waits out the minutes around midnight.
+    await until(lambda: holds(_far_from_midnight()), within_s=11 * 60, interval=1)
+    data, _ = config(tmp_path, broker.port, site, 1)
+    now = datetime.now(UTC).replace(microsecond=0)
+    today = now.astimezone(LOCAL).date()
+    later = (now + timedelta(minutes=3)).astimezone(LOCAL).replace(second=0)
+    moved = {
+        "recurrence": {"rrule": f"FREQ=DAILY;BYHOUR={later.hour};BYMINUTE={later.minute}"},
+        "on_conflict": "allow",
+    }
+    async with running_daemon(data) as (state, api):
+
+        async def daily(title: str, *, aired: bool) -> str:
+            # A daily programme of last week, airing each day five minutes before now (the
+            # engine leaves that slot alone: it is older than the schedule's last change).
+            slot = (now - timedelta(minutes=5)).replace(second=0)
+            record = BroadcastRecord(
+                uuid.uuid4().hex, title, Kind.TEXT, Targets(all=True), "normal",
+                slot - timedelta(days=7), "radio", now - timedelta(days=7), now,
+                text=f"{title}.", rrule="FREQ=DAILY", planned_at=now,
+            )  # fmt: skip
+            await insert_broadcast(state.store, record)
+            if aired:
+                await claim(state.store, record.id, slot, ExecState.DISPATCHED, slot)
+            return f"/api/v1/broadcasts/{record.id}"
+
+        aired = await daily("Bản tin sáng", aired=True)
+        answer = await api.patch(aired, json=moved, headers=RADIO)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["skip_dates"] == [today.isoformat()]
+        assert datetime.fromisoformat(answer.json()["next_at"]) == later + timedelta(days=1)
+        assert (await api.get(f"{aired}/next", params={"count": 1}, headers=RADIO)).json() == [
+            answer.json()["next_at"]
+        ]
+        # Giving today back is the operator's word: it is not skipped again.
+        given_back = {"recurrence": {**moved["recurrence"], "skip_dates": []}}
+        answer = await api.patch(aired, json=given_back, headers=RADIO)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["skip_dates"] == []
+        assert datetime.fromisoformat(answer.json()["next_at"]) == later
+
+        not_yet = await daily("Bản tin trưa", aired=False)
+        answer = await api.patch(not_yet, json=moved, headers=RADIO)
+        assert answer.json()["skip_dates"] == []
+        assert datetime.fromisoformat(answer.json()["next_at"]) == later
+
+        wanted = await daily("Bản tin chiều", aired=True)
+        answer = await api.patch(wanted, json={**moved, "air_again_today": True}, headers=RADIO)
+        assert answer.json()["skip_dates"] == []
+        assert datetime.fromisoformat(answer.json()["next_at"]) == later
 
 
 async def test_a_technician_forgets_executions_decided_under_a_clock_set_ahead(

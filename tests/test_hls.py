@@ -241,14 +241,22 @@ async def test_stops_when_unused(camera: SimulatedRtsp, hls_dir: Path) -> None:
         assert sessions.stats("cam").starts == 2
 
 
-# A port such as 34401 or 14041 once read as an HTTP 401 or 404 in ffmpeg's message.
-@pytest.mark.parametrize("digits", ["", "401", "404"])
+# A port such as 34401 or 14041, or a path such as /Streaming/Channels/401 (an NVR's 4th
+# channel), once read as an HTTP 401 or 404 in ffmpeg's message.
+@pytest.mark.parametrize(
+    ("digits", "path"),
+    [("", "/main"), ("401", "/main"), ("404", "/main"), ("", "/Streaming/Channels/401")],
+)
 async def test_refused_camera_fails_fast_and_backs_off(
-    sessions: HlsSessions, hls_dir: Path, caplog: pytest.LogCaptureFixture, digits: str
+    sessions: HlsSessions,
+    hls_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    digits: str,
+    path: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with refusing_port(digits) as port:
-        url = secret_url(f"rtsp://127.0.0.1:{port}/main")
+        url = secret_url(f"rtsp://127.0.0.1:{port}{path}")
         started = time.monotonic()
         with pytest.raises(HlsUnavailableError, match="không kết nối được tới camera") as first:
             await sessions.playlist("dead", url)

@@ -21,7 +21,7 @@ from daemon.config import SecretSources
 from daemon.config_loader import ConfigError, parse_config
 from daemon.service import mqtt_settings
 from drivers.backoff import Backoff
-from drivers.mqtt import MqttLink, MqttSettings, MqttTls
+from drivers.mqtt import MqttLink, MqttRefusedError, MqttSettings, MqttTls
 from drivers.sim.broker import BrokerError, BrokerTls, PrivateBroker, add_password_blocking
 from tests.support import REPO
 
@@ -359,6 +359,36 @@ def test_mqtt_protocol_4_is_refused() -> None:
     (issue,) = caught.value.issues
     assert issue.path == "mqtt.protocol"
     assert "'5' or '3.1.1'" in issue.message
+
+
+async def test_a_publish_the_acl_refuses_raises_and_the_link_carries_on(
+    secured: PrivateBroker,
+) -> None:
+    settings = MqttSettings(
+        "127.0.0.1",
+        secured.port,
+        "loacam-acl",
+        f"loacam/{SITE}/status",
+        username="loacam",
+        password=PASSWORD,
+    )
+    link = MqttLink(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    try:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        with pytest.raises(MqttRefusedError, match=r"playFinished: .*Not authorized.*0x87"):
+            await link.publish("hermes/audioServer/loa-1/playFinished", b"x")
+        async with AckedClient(secured.port, "loa-1") as speaker:
+            await speaker.subscribe(f"loacam/{SITE}/spk/loa-1/cmd", qos=1)
+            await link.publish(f"loacam/{SITE}/spk/loa-1/cmd", b"still allowed")
+            async with asyncio.timeout(10):
+                message = await anext(aiter(speaker.messages))
+        assert message.payload == b"still allowed"
+        assert link.state.connects == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
 
 # --- Persistence ---------------------------------------------------------------------

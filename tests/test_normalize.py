@@ -78,6 +78,9 @@ GOLDEN: list[tuple[str, str]] = [
     ("báo PCCC (114)", "báo phòng cháy chữa cháy (một một bốn)"),
     ("số 113 đường Lê Lợi", "số một trăm mười ba đường Lê Lợi"),
     ("gọi 1150 lần", "gọi một nghìn một trăm năm mươi lần"),
+    ("gọi 114 - 115", "gọi một một bốn - một một năm"),
+    ("tiếp nhận cấp cứu 115 ca", "tiếp nhận cấp cứu một trăm mười lăm ca"),
+    ("cứu hộ 112 người", "cứu hộ một trăm mười hai người"),
     ("25%", "hai mươi lăm phần trăm"),
     ("tăng 3,5%", "tăng ba phẩy năm phần trăm"),
     # --- ordinals

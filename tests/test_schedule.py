@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from dateutil.rrule import rrulestr
 
 from daemon.schedule.lunar import LunarDate, LunarDateError, tet, to_lunar, to_solar, year_months
 from daemon.schedule.recurrence import (
+    HORIZON,
     LOCAL,
+    START_GRACE,
     Lunar,
     Schedule,
     ScheduleError,
+    day_already_aired,
     occurrences,
     validate,
 )
@@ -191,6 +196,69 @@ def test_impossible_schedules_are_refused_in_plain_words(schedule: Schedule, say
         validate(schedule, NOW)
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY",
+        "FREQ=DAILY;INTERVAL=3;BYHOUR=6,17",
+        "FREQ=WEEKLY;BYDAY=MO,TH",
+        "FREQ=MONTHLY;BYDAY=-1FR",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=YEARLY;BYYEARDAY=366",
+        "FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO",
+        "FREQ=YEARLY;INTERVAL=2;BYMONTH=9;BYMONTHDAY=2",
+        "FREQ=DAILY;COUNT=3",
+        "FREQ=DAILY;UNTIL=20301231T000000Z;BYMONTH=2;BYMONTHDAY=29",
+    ],
+)
+@pytest.mark.parametrize("start", ["2024-02-29T05:30:00+07:00", "2026-11-28T19:00:00+07:00"])
+def test_a_rule_is_checked_400_years_later_with_the_same_answer(rule: str, start: str) -> None:
+    # The first air time comes from a copy of the rule moved 400n years on (see _first_within);
+    # dateutil walking it where it is must agree.
+    schedule = Schedule(at(start), rrule=rule)
+    now = at(start)
+    expected = rrulestr(rule, dtstart=at(start).astimezone(LOCAL)).after(now - START_GRACE)
+    try:
+        found = validate(schedule, now)
+    except ScheduleError:
+        found = None
+    assert found == (expected if expected and expected - now <= HORIZON else None)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=DAILY;BYMONTH=4;BYMONTHDAY=31;BYHOUR=5",
+        "FREQ=DAILY;COUNT=4;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=DAILY;UNTIL=20290101T000000Z;BYMONTH=6;BYMONTHDAY=31",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",  # next in 2044: beyond five years
+    ],
+)
+def test_rules_that_never_fire_within_five_years_are_refused(rule: str) -> None:
+    with pytest.raises(ScheduleError, match="không phát lần nào trong 5 năm"):
+        validate(Schedule(at("2026-11-28T05:30:00+07:00"), rrule=rule), NOW)
+
+
+@pytest.mark.parametrize("start", ["2400-01-01T05:30:00+07:00", "9999-06-01T05:30:00+07:00"])
+def test_a_start_centuries_ahead_is_refused_not_moved_past_9999(start: str) -> None:
+    with pytest.raises(ScheduleError, match="không phát lần nào trong 5 năm"):
+        validate(Schedule(at(start), rrule="FREQ=DAILY"), NOW)
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("FREQ=DAILY;COUNT=3;UNTIL=20300101T000000Z", "COUNT hoặc UNTIL"),
+        ("FREQ=YEARLY;BYEASTER=0", "BYEASTER"),
+    ],
+)
+def test_rules_outside_rfc_5545_are_refused(rule: str, says: str) -> None:
+    with pytest.raises(ScheduleError, match=says):
+        validate(Schedule(at("2026-11-28T05:30:00+07:00"), rrule=rule), NOW)
+
+
 def test_day_30_of_a_long_month_is_accepted_and_short_years_are_skipped() -> None:
     # Chạp of Quý Mão (2023) has 30 days; the next eight have 29: no occasion in those years.
     schedule = Schedule(at("2023-12-01T20:00:00+07:00"), lunar=Lunar(day=30, month=12))
@@ -243,3 +311,48 @@ def test_a_skipped_day_with_several_air_times_does_not_end_the_rule() -> None:
     )
     [first] = occurrences(hourly, at("2026-11-28T23:30:00+07:00"), 1)
     assert first.astimezone(LOCAL) == at("2026-11-30T00:00:00+07:00")
+
+
+# A daily programme at 05:30 has aired this morning; at 08:00 its schedule is changed.
+MORNING = at("2026-11-28T05:30:00+07:00")
+EIGHT = at("2026-11-28T08:00:00+07:00")
+
+
+@pytest.mark.parametrize(
+    ("rule", "aired", "skipped"),
+    [
+        ("FREQ=DAILY;BYHOUR=17;BYMINUTE=0", 1, True),  # moved later: tomorrow at 17:00
+        ("FREQ=DAILY;BYHOUR=17;BYMINUTE=0", 0, False),  # not aired yet today: today at 17:00
+        ("FREQ=DAILY;BYHOUR=6,18;BYMINUTE=0", 1, False),  # a second slot is still owed today
+        ("FREQ=DAILY;BYHOUR=6,18;BYMINUTE=0", 2, True),
+        ("FREQ=DAILY;BYHOUR=7;BYMINUTE=0", 1, False),  # moved earlier: nothing left today
+        ("FREQ=WEEKLY;BYDAY=SU;BYHOUR=17;BYMINUTE=0", 1, False),  # 28/11/2026 is a Saturday
+        ("FREQ=WEEKLY;BYDAY=SA;BYHOUR=17;BYMINUTE=0", 1, True),
+    ],
+)
+def test_a_changed_schedule_does_not_air_a_day_twice(rule: str, aired: int, skipped: bool) -> None:
+    schedule = Schedule(MORNING, rrule=rule)
+    assert day_already_aired(schedule, aired, EIGHT) == (date(2026, 11, 28) if skipped else None)
+
+
+def test_a_start_moved_into_today_still_counts_the_whole_day() -> None:
+    # 06:00 and 17:00 become 06:00 and 18:00 from 08:05: one of today's two is still owed.
+    moved = Schedule(at("2026-11-28T08:05:00+07:00"), rrule="FREQ=DAILY;BYHOUR=6,18;BYMINUTE=0")
+    assert day_already_aired(moved, 1, EIGHT) is None
+    assert day_already_aired(moved, 2, EIGHT) == date(2026, 11, 28)
+
+
+def test_a_day_already_skipped_or_a_one_off_is_left_alone() -> None:
+    skipped = Schedule(MORNING, rrule="FREQ=DAILY;BYHOUR=17", skip=frozenset({date(2026, 11, 28)}))
+    assert day_already_aired(skipped, 1, EIGHT) is None
+    assert day_already_aired(Schedule(at("2026-11-28T17:00:00+07:00")), 1, EIGHT) is None
+
+
+def test_a_lunar_programme_moved_later_on_its_day_waits_for_the_next_month() -> None:
+    # 28/11/2026 is the 20th of the 10th lunar month: a greeting moved from 06:00 to 19:00.
+    assert to_lunar(date(2026, 11, 28)).day == 20
+    moved = Schedule(at("2026-11-01T19:00:00+07:00"), lunar=Lunar(day=20))
+    assert day_already_aired(moved, 1, EIGHT) == date(2026, 11, 28)
+    assert occurrences(replace(moved, skip=frozenset({date(2026, 11, 28)})), EIGHT, 1)[0] > (
+        at("2026-12-01T00:00:00+07:00")
+    )

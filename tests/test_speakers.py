@@ -81,6 +81,42 @@ async def _finished(api: httpx.AsyncClient, speaker_id: str) -> list[dict[str, o
     return commands if commands and commands[0]["state"] == "finished" else None
 
 
+async def test_a_command_the_broker_refuses_fails_plainly_and_is_not_sent_again(
+    tmp_path: Path, site: str
+) -> None:
+    # The daemon (anonymous here) may do anything except write loa-2's commands: an ACL
+    # mistake. Speakers (logged in with their ids) have their own topics.
+    acl = tmp_path / "acl"
+    acl.write_text(
+        f"topic readwrite #\ntopic deny loacam/{site}/spk/loa-2/cmd\n"
+        "pattern readwrite loacam/+/spk/%u/#\n"
+    )
+    specs = native(2, prefix="loa")
+    with PrivateBroker(tmp_path / "mosquitto", acl_file=acl) as broker:
+        data = speaker_config(tmp_path, broker.port, site=site, speakers=declared(specs))
+        async with (
+            running_daemon(data) as (state, api),
+            SpeakerFleet(
+                host="127.0.0.1", port=broker.port, site=site, speakers=specs, speed=SPEED
+            ) as fleet,
+        ):
+            await until(lambda: _statuses(api, {s.id: "online" for s in specs}))
+            name = await state.media.put(make_audio(tmp_path / "a.mp3", 0.5), "mp3")
+            await state.speakers.play(["loa-1", "loa-2"], name, source="test")
+            await until(lambda: _finished(api, "loa-1"), within_s=30)
+            refused = await until(lambda: _failed(api, "loa-2"))
+            assert refused[0]["error"] == "broker"
+            # Reconnecting (which re-sends what is unconfirmed) does not try it again.
+            await state.speakers.dispatcher.resend_pending()
+            assert (await _commands(api, "loa-2"))[0]["attempts"] == 1
+            assert fleet["loa-2"].plays == []
+
+
+async def _failed(api: httpx.AsyncClient, speaker_id: str) -> list[dict[str, object]] | None:
+    commands = await _commands(api, speaker_id)
+    return commands if commands and commands[0]["state"] == "failed" else None
+
+
 async def test_hermes_speaker_gets_wav_bytes_of_the_right_duration(
     broker: PrivateBroker, tmp_path: Path, site: str
 ) -> None:

@@ -88,6 +88,12 @@ class BroadcastIn(_Fields):
 class BroadcastPatch(_Fields):
     """Only what is given changes; `recurrence: null` is "once", not "unchanged"."""
 
+    air_again_today: bool = Field(
+        default=False,
+        description="A new schedule that would air a repeating programme again on a day it "
+        "has already aired out starts the next day (today is added to skip_dates), unless "
+        "this is true.",
+    )
     title: str | None = Field(None, min_length=1, max_length=200)
     text: str | None = Field(None, min_length=1, max_length=50_000)
     media_id: str | None = Field(None, max_length=32)

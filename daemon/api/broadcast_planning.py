@@ -1,10 +1,11 @@
-"""Conflicts at scheduling time: reported (409), or settled by the radio station's choice."""
+"""Scheduling checks: conflicts reported (409) or settled by the radio station's choice, and
+a changed schedule that never airs a programme twice on a day it has already aired out."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from fastapi import HTTPException, Request, status
 
@@ -27,11 +28,12 @@ from daemon.broadcasts.store import (
     BroadcastRecord,
     Kind,
     Status,
+    aired_count,
     list_broadcasts,
     set_status,
     update_broadcast,
 )
-from daemon.schedule.recurrence import LOCAL
+from daemon.schedule.recurrence import LOCAL, day_already_aired, occurrences
 from daemon.speakers.service import TargetError, Targets
 
 _CHOICES = [choice.value for choice in Choice if choice is not Choice.ASK]
@@ -140,3 +142,20 @@ async def _rewrite(
             f'"{record.title}" vừa được sửa hoặc đã kết thúc, hãy thử lại (changed meanwhile)'
         )
     await audit(state, request, claims, f"broadcast.{what}", record.id, detail=record.title)
+
+
+async def not_twice_today(state: State, record: BroadcastRecord, now: datetime) -> BroadcastRecord:
+    """Today skipped if the new schedule would air again a day already aired out."""
+    midnight = datetime.combine(now.astimezone(LOCAL).date(), time(), LOCAL)
+    aired = await aired_count(state.store, record.id, midnight, now)
+    skip = await asyncio.to_thread(day_already_aired, record.schedule, aired, now)
+    if skip is None:
+        return record
+    skipped = replace(record, skip_dates=(*record.skip_dates, skip))
+    if not await asyncio.to_thread(occurrences, skipped.schedule, now, 1):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="Chương trình đã phát hôm nay và lịch mới không còn lần phát nào sau hôm nay; "
+            'gửi "air_again_today": true để phát lại hôm nay (no air time left after today)',
+        )
+    return skipped

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -19,7 +19,7 @@ from daemon.api.broadcast_models import (
     broadcast_out,
     execution_out,
 )
-from daemon.api.broadcast_planning import settle
+from daemon.api.broadcast_planning import not_twice_today, settle
 from daemon.api.deps import State, audit, require_role
 from daemon.audio.service import AudioInputError
 from daemon.auth import Claims, Role
@@ -40,7 +40,12 @@ from daemon.broadcasts.store import (
     update_broadcast,
 )
 from daemon.schedule.lunar import LunarDateError
-from daemon.schedule.recurrence import LOCAL, ScheduleError, occurrences, validate
+from daemon.schedule.recurrence import (
+    LOCAL,
+    ScheduleError,
+    occurrences,
+    validate,
+)
 from daemon.speakers.outbox import item_commands
 from daemon.speakers.service import TargetError
 from daemon.speakers.service import Targets as SpeakerTargets
@@ -207,6 +212,11 @@ async def update(
         )
     changed = _changed(record, body, now)
     await _check(state, changed, now, new_start=changed.start_at != record.start_at)
+    # When it airs changed (a skipped day given back is not a change of air times).
+    unskipped = frozenset[date]()
+    retimed = replace(changed.schedule, skip=unskipped) != replace(record.schedule, skip=unskipped)
+    if retimed and not body.air_again_today:
+        changed = await not_twice_today(state, changed, now)
     # Only what can make it overlap another is checked again (a new title is not).
     overlaps_anew = (changed.schedule, changed.targets, changed.priority, changed.duration_s,
                      changed.text, changed.media_id) != (

@@ -340,6 +340,18 @@ async def recent_executions(
     return [_execution(row) for row in rows]
 
 
+async def aired_count(store: Store, broadcast_id: str, start: datetime, end: datetime) -> int:
+    """How many of a broadcast's slots in [start, end] were aired (claimed or dispatched)."""
+    query = sa.select(sa.func.count()).where(
+        (_executions.c.broadcast_id == broadcast_id)
+        & (_executions.c.slot >= _to_db(start))
+        & (_executions.c.slot <= _to_db(end))
+        & _executions.c.state.in_([ExecState.PENDING.value, ExecState.DISPATCHED.value])
+    )
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
 async def update_broadcast(store: Store, record: BroadcastRecord, read_at: datetime) -> bool:
     """Write every field of an active broadcast last written at `read_at` (when it was read);
     False if it is no longer active or somebody wrote it since (nothing is overwritten)."""

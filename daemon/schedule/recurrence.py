@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from itertools import islice
+from dataclasses import dataclass, replace
+from datetime import MAXYEAR, UTC, date, datetime, timedelta
+from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
@@ -26,6 +26,7 @@ _FREQUENCY = re.compile(r"FREQ\s*=\s*(MINUTELY|SECONDLY)")
 HORIZON = timedelta(days=5 * 366)
 # The past a start time may be in: the form was filled in a moment ago.
 START_GRACE = timedelta(minutes=2)
+_CALENDAR_CYCLE = 400  # years after which the Gregorian calendar repeats, weekdays included
 
 
 class ScheduleError(ValueError):
@@ -60,6 +61,11 @@ def _rule(schedule: Schedule) -> rrule:
     text = schedule.rrule or ""
     if any(part in text.upper() for part in ("DTSTART", "\n")):
         raise ScheduleError("RRULE chỉ gồm quy tắc lặp, không kèm DTSTART (rule only)")
+    names = {part.partition("=")[0].strip() for part in text.upper().split(";")}
+    if {"COUNT", "UNTIL"} <= names:  # dateutil only warns, and walks it wrongly
+        raise ScheduleError("RRULE có COUNT hoặc UNTIL, không cả hai (RFC 5545)")
+    if "BYEASTER" in names:  # not RFC 5545; Easter breaks the 400-year cycle of _first_within
+        raise ScheduleError("RRULE không nhận BYEASTER (not RFC 5545)")
     try:
         rule = rrulestr(text, dtstart=schedule.start_at.astimezone(LOCAL))
     except (ValueError, TypeError) as exc:
@@ -87,6 +93,11 @@ def _lunar_days(lunar: Lunar, start_year: int) -> Iterator[date]:
 
 def occurrences(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
     """The next `count` air times strictly after `after`, in UTC (fewer if it ends)."""
+    return [t.astimezone(UTC) for t in islice(_times(schedule, after), count)]
+
+
+def _times(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """The air times strictly after `after`, lazily, in order (aware, any zone)."""
     if schedule.rrule is not None:
         # Lazily, with no count: skipped dates (a day may hold several air times) are
         # filtered below and islice stops once `count` are kept.
@@ -101,7 +112,7 @@ def occurrences(schedule: Schedule, after: datetime, count: int) -> list[datetim
         times = iter([schedule.start_at] if schedule.start_at > after else [])
     if schedule.skip:
         times = (t for t in times if t.astimezone(LOCAL).date() not in schedule.skip)
-    return [t.astimezone(UTC) for t in islice(times, count)]
+    return times
 
 
 def validate(schedule: Schedule, now: datetime) -> datetime:
@@ -115,13 +126,8 @@ def validate(schedule: Schedule, now: datetime) -> datetime:
         if schedule.lunar is not None:
             _check_lunar(schedule.lunar, now)
         if schedule.rrule is not None:
-            # Walk the rule no further than the horizon: a rule that never fires (30
-            # February, daily) would otherwise be walked for seconds before giving up.
-            rule = _rule(schedule)
-            if not any(part in schedule.rrule.upper() for part in ("UNTIL", "COUNT")):
-                rule = rule.replace(until=(now + HORIZON).astimezone(LOCAL))
-            found = rule.after((now - START_GRACE).astimezone(LOCAL))
-            upcoming = [found.astimezone(UTC)] if found is not None else []
+            found = _first_within(schedule, now - START_GRACE, HORIZON)
+            upcoming = [found] if found is not None else []
         else:
             upcoming = occurrences(schedule, now - START_GRACE, 1)
     except LunarDateError as exc:
@@ -131,6 +137,38 @@ def validate(schedule: Schedule, now: datetime) -> datetime:
             "Lịch này không phát lần nào trong 5 năm tới (the schedule never fires)"
         )
     return upcoming[0]
+
+
+def _first_within(schedule: Schedule, after: datetime, horizon: timedelta) -> datetime | None:
+    """The rule's first air time after `after`, if within `horizon`; in bounded time.
+
+    dateutil compares UNTIL only with a time it has found, so a rule that never fires (30
+    February, daily) is walked to the year 9999: 5 s of CPU holding the GIL, the daemon's
+    HTTP stalled meanwhile. The Gregorian calendar (leap years, weekdays) repeats every 400
+    years, so the question is asked that many years later, in the last cycle before 9999
+    (at most ~400 years left to walk, 20 times less), and the answer moved back.
+    """
+    rule = _rule(schedule)
+    local_after = after.astimezone(LOCAL)
+    end = local_after + horizon
+    if schedule.start_at > end:
+        return None  # and a start in 2400 would be moved past the year 9999
+    until: datetime | None = rule._until  # type: ignore[attr-defined] # dateutil keeps it there
+    if until is not None:
+        end = min(end, until.astimezone(LOCAL))
+    years = max(0, (MAXYEAR - 1 - end.year) // _CALENDAR_CYCLE * _CALENDAR_CYCLE)
+    start = _years_later(schedule.start_at.astimezone(LOCAL), years)
+    if rule._count is None:  # type: ignore[attr-defined] # COUNT with UNTIL is refused by _rule
+        rule = rule.replace(dtstart=start, until=_years_later(end, years))
+    else:
+        rule = rule.replace(dtstart=start)
+    found = rule.after(_years_later(local_after, years))
+    return None if found is None else _years_later(found, -years).astimezone(UTC)
+
+
+def _years_later(moment: datetime, years: int) -> datetime:
+    # A whole number of 400-year cycles: 29 February stays a leap day, Monday a Monday.
+    return moment.replace(year=moment.year + years)
 
 
 def _check_lunar(lunar: Lunar, now: datetime) -> None:
@@ -158,3 +196,26 @@ def _check_lunar(lunar: Lunar, now: datetime) -> None:
             f"Tháng {lunar.month} âm lịch năm {year} chỉ có 29 ngày, không có ngày 30 "
             f"(lunar month {lunar.month} of {year} has 29 days)"
         )
+
+
+def day_already_aired(schedule: Schedule, aired: int, now: datetime) -> date | None:
+    """Today (Vietnam's date) if a changed schedule would air again a day already aired out.
+
+    `aired` is how many times the programme aired today before the change. Moving a daily
+    05:30 programme to 17:00 at 08:00 would give it a second air time today: if it has
+    already aired as many times today as its new schedule has slots today, the rest of
+    today is not the operator's intent. A day with a slot still owed (06:00 and 17:00 made
+    06:00 and 18:00) keeps its remaining slots.
+    """
+    today = now.astimezone(LOCAL).date()
+    if not schedule.recurring or aired == 0 or today in schedule.skip:
+        return None
+    midnight = datetime.combine(today, datetime.min.time(), LOCAL)
+    # The day's slots as if the schedule had run all day: a start moved to 08:05 today must
+    # not hide its 06:00. Whole weeks back keep the time of day and the weekdays.
+    weeks = max(0, (schedule.start_at - midnight).days // 7 + 1)
+    whole_day = replace(schedule, start_at=schedule.start_at - timedelta(weeks=weeks))
+    walk = _times(whole_day, midnight - timedelta(microseconds=1))
+    slots = list(takewhile(lambda slot: slot.astimezone(LOCAL).date() == today, walk))
+    still_to_air = [slot for slot in slots if slot > now]
+    return today if still_to_air and aired >= len(slots) else None

@@ -32,7 +32,7 @@ from daemon.speakers.outbox import (
 )
 from daemon.store import Store
 from drivers.backoff import pause
-from drivers.mqtt import MqttLink, MqttLinkError
+from drivers.mqtt import MqttLink, MqttLinkError, MqttRefusedError
 from drivers.speaker.model import (
     Ack,
     Command,
@@ -251,6 +251,14 @@ class Dispatcher:
             await save_progress(self._store, [record])
         try:
             await driver.send(route.address, command)
+        except MqttRefusedError as exc:
+            # The broker's configuration (its ACL, a size limit) has to change: sending again
+            # would be refused again, and "sent" would be a lie.
+            log.warning(
+                "%s: command %s refused by the broker: %s", record.speaker_id, record.cmd_id, exc
+            )
+            self._update(record, DeliveryState.FAILED, datetime.now(UTC), "broker")
+            return
         except MqttLinkError as exc:
             log.info("%s: command %s not confirmed: %s", record.speaker_id, record.cmd_id, exc)
             if driver.confirms_receipt:

@@ -35,6 +35,7 @@ _STOP_GRACE_S = 3.0
 _VIDEO = re.compile(r"Stream #0:\d+\S*: Video: (\w+)")
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})[ ,]")
 _OPENED = re.compile(r"Opening '.*seg_(\d+)\.ts(?:\.tmp)?' for writing")
+_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+")  # a URL in an error line
 
 
 class HlsError(Exception):
@@ -206,8 +207,8 @@ class HlsSession:
                 "hãy chọn H.264 cho luồng này trong cài đặt camera",
                 detail=detail,
             )
-        text = detail.lower()
-        # Whole words: the detail holds the camera's address, and port 34401 is no HTTP 401.
+        # The camera's address is no status: port 34401 or /Streaming/Channels/401 is no 401.
+        text = _ADDRESS.sub(" ", detail.lower())
         if re.search(r"\b401\b", text):
             reason = "camera từ chối tên đăng nhập hoặc mật khẩu"
         elif re.search(r"\b404\b", text):

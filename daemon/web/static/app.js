@@ -225,6 +225,7 @@ const COMMAND_ERRORS = {
   media: "không có tệp âm thanh",
   preempted: "bị bản tin ưu tiên hơn ngắt",
   refused: "loa từ chối lệnh",
+  broker: "máy chủ MQTT từ chối lệnh (xem quyền ACL của loacam)",
   expired: "lệnh đã hết hạn",
 };
 
