@@ -9,7 +9,6 @@ page must say so. Screenshots go to `<pytest basetemp>/artefacts/`.
 from __future__ import annotations
 
 import math
-import re
 import signal
 import subprocess
 from pathlib import Path
@@ -20,7 +19,14 @@ from playwright.sync_api import Browser, Dialog, Locator, Page, Request, Viewpor
 
 from daemon.auth import Role
 from tests.test_demo import LOGIN, OPEN, TEMP_DIR, demo
-from tests.test_web_speakers import PC_ZONE, add_users, log_in_as, vietnam_time, watch_for_trouble
+from tests.test_web_speakers import (
+    PC_ZONE,
+    add_users,
+    check_section_hidden,
+    log_in_as,
+    vietnam_time,
+    watch_for_trouble,
+)
 from tests.test_web_viewer import artefacts, browser  # noqa: F401 -- pytest fixtures
 
 ANNOUNCEMENT = (
@@ -259,21 +265,6 @@ def check_leader(chromium: Browser, url: str, password: str) -> None:
     context.close()
 
 
-def check_hidden_for(chromium: Browser, url: str, password: str, role: Role) -> None:
-    context = chromium.new_context()
-    page = context.new_page()
-    trouble = watch_for_trouble(page)
-    requested: list[str] = []
-    page.on("request", lambda r: requested.append(r.url))
-    log_in_as(page, url, role, password)
-    expect(page.locator("#welcome")).to_contain_text("Xin chào")
-    assert page.locator("#announce").is_hidden()
-    # The section asked nothing of the daemon for them.
-    assert not [u for u in requested if re.search(r"/api/v1/(media|tts)", u)], requested
-    assert trouble == []
-    context.close()
-
-
 def test_announcements_preview_upload_library_roles_and_a_phone(
     browser: Browser,  # noqa: F811 -- pytest hands in the fixture imported above
     artefacts: Path,  # noqa: F811
@@ -301,7 +292,7 @@ def test_announcements_preview_upload_library_roles_and_a_phone(
 
         check_leader(browser, url, password)
         for role in (Role.TECHNICIAN, Role.DISTRICT):
-            check_hidden_for(browser, url, password, role)
+            check_section_hidden(browser, url, password, role, ("#announce",), "media|tts")
 
         check_delete(page, item)
         assert trouble == []

@@ -43,6 +43,7 @@ from tests.test_web_speakers import (
     PC_ZONE,
     VIETNAM,
     add_users,
+    check_section_hidden,
     log_in_as,
     watch_for_trouble,
 )
@@ -876,22 +877,6 @@ def check_leader(chromium: Browser, url: str, password: str, folder: Path) -> No
     context.close()
 
 
-def check_hidden_for(chromium: Browser, url: str, password: str, role: Role) -> None:
-    context = chromium.new_context()
-    page = context.new_page()
-    trouble = watch_for_trouble(page)
-    requested: list[str] = []
-    page.on("request", lambda r: requested.append(r.url))
-    log_in_as(page, url, role, password)
-    expect(page.locator("#welcome")).to_contain_text("Xin chào")
-    assert page.locator("#broadcasts").is_hidden()
-    assert page.locator('#jump a[href="#broadcasts"]').is_hidden()
-    # The section asked nothing of the daemon for them.
-    assert not [u for u in requested if re.search(r"/api/v1/(broadcasts|reports)", u)], requested
-    assert trouble == []
-    context.close()
-
-
 def radio_console(
     chromium: Browser, url: str, password: str, api: Api, folder: Path, scratch: Path
 ) -> None:
@@ -943,7 +928,8 @@ def test_broadcasts_schedule_clash_live_progress_report_roles_and_a_phone(
             radio_console(browser, url, password, api, artefacts, tmp_path)
         check_leader(browser, url, password, artefacts)
         for role in (Role.TECHNICIAN, Role.DISTRICT):
-            check_hidden_for(browser, url, password, role)
+            hidden = ("#broadcasts", '#jump a[href="#broadcasts"]')
+            check_section_hidden(browser, url, password, role, hidden, "broadcasts|reports")
         print(f"screenshots in {artefacts}")  # noqa: T201 -- for whoever runs -s
 
         process.send_signal(signal.SIGINT)

@@ -220,6 +220,31 @@ def log_in_as(page: Page, url: str, role: Role, password: str) -> None:
     expect(page.locator("#who")).to_be_visible()
 
 
+def check_section_hidden(
+    chromium: Browser,
+    url: str,
+    password: str,
+    role: Role,
+    hidden: tuple[str, ...],
+    apis: str,
+) -> None:
+    """A role that may not use a section logs in: `hidden` selectors stay hidden, and no
+    request goes to the section's APIs (`apis`, a regular expression after /api/v1/)."""
+    context = chromium.new_context()
+    page = context.new_page()
+    trouble = watch_for_trouble(page)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    log_in_as(page, url, role, password)
+    expect(page.locator("#welcome")).to_contain_text("Xin chào")
+    for selector in hidden:
+        assert page.locator(selector).is_hidden(), selector
+    # The section asked nothing of the daemon for them.
+    assert not [u for u in requested if re.search(rf"/api/v1/({apis})", u)], requested
+    assert trouble == []
+    context.close()
+
+
 def check_roles(chromium: Browser, url: str, password: str) -> None:
     """Leaders look, the radio operator may also stop, district officials see no speakers."""
     for role, buttons in (
